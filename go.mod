@@ -1,0 +1,3 @@
+module github.com/raftlab/raftlab
+
+go 1.26.8
