@@ -258,9 +258,25 @@ func (r *raft) hardState() HardState {
 	return HardState{Term: r.Term, Vote: r.Vote, Commit: r.log.committed}
 }
 
-// promotable: only a voter of its own configuration campaigns. Learners and
-// nodes outside the configuration never do.
-func (r *raft) promotable() bool { return r.cfg.IsVoter(r.id) }
+// promotable: a voter of its own configuration campaigns; learners and nodes
+// outside the configuration do not. One exception keeps a cluster live: a
+// node whose latest configuration removed it, while that configuration is not
+// known to be committed, may still campaign if it was a voter before. It
+// counts votes in its latest configuration, where its own does not count, so
+// this cannot break safety; without it, a removed leader that lost its
+// leadership before C_new committed would hold the longest log, refuse every
+// other candidate its vote, and never campaign itself (Raft thesis §4.2.2: a
+// server outside C_new manages the cluster until C_new is committed).
+func (r *raft) promotable() bool {
+	if r.cfg.IsVoter(r.id) {
+		return true
+	}
+	if r.cfgIndex <= r.log.committed {
+		return false
+	}
+	prev, ok := r.log.prevConf()
+	return ok && prev.cfg.IsVoter(r.id)
+}
 
 func (r *raft) send(m Message) {
 	m.From = r.id
@@ -494,10 +510,11 @@ func (r *raft) stepInternal(m Message) error {
 			}
 		}
 	case m.Term < r.Term:
-		if (r.opts.CheckQuorum || r.opts.PreVote) && (m.Type == MsgHeartbeat || m.Type == MsgApp) {
-			// A stale leader cut off from the others: our answer carries
-			// our term and makes it step down, instead of it being stuck
-			// and us ignoring it forever.
+		if m.Type == MsgHeartbeat || m.Type == MsgApp {
+			// A stale leader: the answer carries our term and makes it step
+			// down (Raft paper, Figure 2: "reply false if term <
+			// currentTerm"), instead of it leading forever a cluster that
+			// has moved on.
 			r.send(Message{To: m.From, Type: MsgAppResp})
 		} else if m.Type == MsgPreVote {
 			r.send(Message{To: m.From, Term: r.Term, Type: MsgPreVoteResp, Reject: true})

@@ -147,12 +147,6 @@ func (t MessageType) isLocal() bool {
 	return t == MsgHup || t == MsgBeat || t == MsgSnapStatus || t == MsgUnreachable
 }
 
-// isResponse reports messages that answer a request of this node.
-func (t MessageType) isResponse() bool {
-	return t == MsgAppResp || t == MsgVoteResp || t == MsgPreVoteResp ||
-		t == MsgHeartbeatResp || t == MsgReadIndexResp
-}
-
 // Message is the one message struct of the protocol; which fields matter
 // depends on Type. It is plain data so that transports can copy or encode it.
 type Message struct {

@@ -70,6 +70,8 @@ type Cluster struct {
 	OnApply func(node string, e raftcore.Entry)
 	// OnReady, if set, is called after a node handled a Ready.
 	OnReady func(node string, rd raftcore.Ready)
+	// OnStep, if set, is called after a node stepped a delivered message.
+	OnStep func(node string)
 }
 
 // New starts a cluster whose founding voters are ids.
@@ -313,6 +315,9 @@ func (c *Cluster) Deliver() int {
 		c.tracef("  %s", m)
 		_ = n.RN.Step(m)
 		delivered++
+		if c.OnStep != nil {
+			c.OnStep(m.To)
+		}
 	}
 	return delivered
 }
@@ -333,6 +338,18 @@ func (c *Cluster) Stabilize() error {
 		}
 	}
 	return errors.New("memcluster: cluster did not stabilize within 10000 rounds")
+}
+
+// Flush processes and delivers what is due now, without moving the clock,
+// for at most rounds rounds (messages delayed into the future stay queued).
+func (c *Cluster) Flush(rounds int) {
+	for i := 0; i < rounds; i++ {
+		p := c.Process()
+		d := c.Deliver()
+		if !p && d == 0 {
+			return
+		}
+	}
 }
 
 // TickUntil ticks, processes and delivers until cond holds, at most limit

@@ -1,0 +1,218 @@
+package memcluster
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/raftlab/raftlab/raftcore"
+)
+
+// Checker watches a Cluster and records every violation of the Raft safety
+// properties (Raft paper, Figure 3) it sees:
+//   - election safety: at most one leader per term;
+//   - log matching: two logs with an entry of the same index and term hold
+//     the same entry, and are identical up to it;
+//   - leader completeness: a new leader holds every entry applied anywhere;
+//   - state machine safety: no two nodes apply different entries at one index;
+//   - and for membership: no election or commit counted a learner, checked by
+//     recounting with a naive majority over the configuration's voters only.
+//
+// Install it before the cluster runs; call AfterOp after any call that may
+// change a leader's commit index outside of message delivery (proposals,
+// membership changes), and CheckLogMatching whenever a full check is wanted.
+type Checker struct {
+	c          *Cluster
+	Violations []string
+	leaders    map[uint64]string     // term -> leader
+	entries    map[[2]uint64]string  // (index, term) -> entry text
+	applied    map[uint64]appliedRec // index -> what was applied there
+	commitSeen map[string][2]uint64  // node -> (term, commit) last checked
+}
+
+type appliedRec struct {
+	term uint64
+	data string
+	by   string
+}
+
+// NewChecker installs a checker's hooks on c (chaining existing hooks).
+func NewChecker(c *Cluster) *Checker {
+	k := &Checker{c: c, leaders: map[uint64]string{}, entries: map[[2]uint64]string{},
+		applied: map[uint64]appliedRec{}, commitSeen: map[string][2]uint64{}}
+	prevApply, prevReady, prevStep := c.OnApply, c.OnReady, c.OnStep
+	c.OnApply = func(node string, e raftcore.Entry) {
+		k.onApply(node, e)
+		if prevApply != nil {
+			prevApply(node, e)
+		}
+	}
+	c.OnReady = func(node string, rd raftcore.Ready) {
+		k.onReady(node, rd)
+		if prevReady != nil {
+			prevReady(node, rd)
+		}
+	}
+	c.OnStep = func(node string) {
+		k.AfterOp(node)
+		if prevStep != nil {
+			prevStep(node)
+		}
+	}
+	return k
+}
+
+func (k *Checker) violate(format string, args ...any) {
+	if len(k.Violations) < 20 {
+		k.Violations = append(k.Violations, fmt.Sprintf(format, args...))
+	}
+}
+
+func entryText(e raftcore.Entry) string { return e.Type.String() + ":" + string(e.Data) }
+
+func (k *Checker) onApply(node string, e raftcore.Entry) {
+	if prev, ok := k.applied[e.Index]; ok {
+		if prev.term != e.Term || prev.data != entryText(e) {
+			k.violate("state machine safety: %s applied %s at index %d, %s applied term %d %q",
+				node, e, e.Index, prev.by, prev.term, prev.data)
+		}
+		return
+	}
+	k.applied[e.Index] = appliedRec{term: e.Term, data: entryText(e), by: node}
+}
+
+func (k *Checker) onReady(node string, rd raftcore.Ready) {
+	for _, e := range rd.Entries {
+		key := [2]uint64{e.Index, e.Term}
+		if prev, ok := k.entries[key]; ok && prev != entryText(e) {
+			k.violate("log matching: %s holds %s, another node holds %q at the same index and term", node, e, prev)
+		} else if !ok {
+			k.entries[key] = entryText(e)
+		}
+	}
+	if rd.SoftState != nil && rd.SoftState.State == raftcore.StateLeader {
+		k.onElected(node)
+	}
+	k.AfterOp(node)
+}
+
+func (k *Checker) onElected(node string) {
+	rn := k.c.nodes[node].RN
+	s := rn.BasicStatus()
+	if other, ok := k.leaders[s.Term]; ok && other != node {
+		k.violate("election safety: %s and %s both lead term %d", other, node, s.Term)
+	}
+	k.leaders[s.Term] = node
+	rec := rn.LastElection()
+	if rec.Term == s.Term {
+		for _, id := range rec.Granted {
+			if !rec.Config.IsVoter(id) {
+				k.violate("learner counted: %s won term %d counting %s, not a voter of %s", node, s.Term, id, rec.Config)
+			}
+		}
+		if !naiveMajority(rec.Config.Voters, rec.Granted) || !naiveMajority(rec.Config.OutgoingVoters, rec.Granted) {
+			k.violate("election without quorum: %s won term %d with %v in %s", node, s.Term, rec.Granted, rec.Config)
+		}
+	}
+	// Leader completeness: every entry applied anywhere is in the new log.
+	ents, snapIndex, err := k.c.LogOf(node)
+	if err != nil {
+		k.violate("reading %s's log: %v", node, err)
+		return
+	}
+	for idx, rec := range k.applied {
+		if idx <= snapIndex {
+			continue
+		}
+		off := idx - snapIndex - 1
+		if off >= uint64(len(ents)) || ents[off].Term != rec.term || entryText(ents[off]) != rec.data {
+			k.violate("leader completeness: %s leads term %d without the entry applied at %d (term %d %q)",
+				node, s.Term, idx, rec.term, rec.data)
+		}
+	}
+}
+
+// naiveMajority reports whether more than half of voters are in granted; an
+// empty voter set has no say. Deliberately simple: it re-derives what the
+// quorum package computes.
+func naiveMajority(voters, granted []string) bool {
+	if len(voters) == 0 {
+		return true
+	}
+	n := 0
+	for _, v := range voters {
+		if slices.Contains(granted, v) {
+			n++
+		}
+	}
+	return 2*n > len(voters)
+}
+
+// AfterOp checks a leader whose commit index moved: a majority of the voters
+// of its configuration (each half, learners excluded) must hold the entry.
+func (k *Checker) AfterOp(node string) {
+	n := k.c.nodes[node]
+	if n == nil || n.RN == nil {
+		return
+	}
+	s := n.RN.BasicStatus()
+	seen := k.commitSeen[node]
+	k.commitSeen[node] = [2]uint64{s.Term, s.Commit}
+	if s.State != raftcore.StateLeader || (seen[0] == s.Term && seen[1] >= s.Commit) {
+		return
+	}
+	if seen[0] != s.Term {
+		// Newly elected: the commit index it brings is not its own decision.
+		return
+	}
+	full := n.RN.Status()
+	var holders []string
+	for id, pr := range full.Progress {
+		if pr.Match >= s.Commit && !pr.IsLearner {
+			holders = append(holders, id)
+		}
+	}
+	if !naiveMajority(s.Config.Voters, holders) || !naiveMajority(s.Config.OutgoingVoters, holders) {
+		k.violate("commit without quorum: %s committed %d in term %d held by %v in %s", node, s.Commit, s.Term, holders, s.Config)
+	}
+}
+
+// CheckLogMatching compares every pair of persisted logs: where two logs
+// hold an entry with the same index and term, all entries up to it are equal.
+func (k *Checker) CheckLogMatching() {
+	ids := k.c.IDs()
+	logs := map[string][]raftcore.Entry{}
+	snaps := map[string]uint64{}
+	for _, id := range ids {
+		ents, si, err := k.c.LogOf(id)
+		if err != nil {
+			k.violate("reading %s's log: %v", id, err)
+			return
+		}
+		logs[id], snaps[id] = ents, si
+	}
+	for i, a := range ids {
+		for _, b := range ids[i+1:] {
+			la, lb := logs[a], logs[b]
+			lo := max(snaps[a], snaps[b]) + 1
+			// Find the highest common (index, term), then compare below it.
+			hi := uint64(0)
+			for idx := min(snaps[a]+uint64(len(la)), snaps[b]+uint64(len(lb))); idx >= lo && idx > 0; idx-- {
+				if la[idx-snaps[a]-1].Term == lb[idx-snaps[b]-1].Term {
+					hi = idx
+					break
+				}
+			}
+			for idx := lo; idx <= hi; idx++ {
+				ea, eb := la[idx-snaps[a]-1], lb[idx-snaps[b]-1]
+				if ea.Term != eb.Term || entryText(ea) != entryText(eb) {
+					k.violate("log matching: %s and %s agree at %d/%d but differ at %d (%s vs %s)",
+						a, b, hi, la[hi-snaps[a]-1].Term, idx, ea, eb)
+					break
+				}
+			}
+		}
+	}
+}
+
+// Leaders returns term -> leader for every election seen.
+func (k *Checker) Leaders() map[uint64]string { return k.leaders }

@@ -1,0 +1,265 @@
+package raftcore_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+
+	"github.com/raftlab/raftlab/raftcore"
+	"github.com/raftlab/raftlab/raftcore/memcluster"
+)
+
+// seedsFromEnv: RAFT_SEED=N replays one seed; RAFT_SEEDS=N runs N seeds
+// (default 200, and 20 under -short; `make test` runs 2000).
+func seedsFromEnv(t *testing.T) []uint64 {
+	if s := os.Getenv("RAFT_SEED"); s != "" {
+		seed, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("RAFT_SEED=%q: want an unsigned integer", s)
+		}
+		return []uint64{seed}
+	}
+	n := 200
+	if testing.Short() {
+		n = 20
+	}
+	if s := os.Getenv("RAFT_SEEDS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v <= 0 {
+			t.Fatalf("RAFT_SEEDS=%q: want a positive integer", s)
+		}
+		n = v
+	}
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = uint64(i + 1)
+	}
+	return seeds
+}
+
+// TestRandomized drives in-memory clusters of 3 to 7 nodes through random
+// partitions, crashes and restarts, message loss, duplication and
+// reordering, compactions, leader transfers and membership changes, and
+// checks the safety properties after every step (memcluster.Checker). After
+// the faults stop it checks that the cluster still makes progress.
+func TestRandomized(t *testing.T) {
+	seeds := seedsFromEnv(t)
+	failed := 0
+	for _, seed := range seeds {
+		if err := runRandomized(seed); err != nil {
+			failed++
+			t.Errorf("seed %d: %v\nreplay: RAFT_SEED=%d go test ./raftcore -run 'TestRandomized$' -v", seed, err, seed)
+			if failed >= 5 {
+				t.Fatalf("stopping after %d failing seeds", failed)
+			}
+		}
+	}
+	t.Logf("%d seeds, %d with violations", len(seeds), failed)
+}
+
+func runRandomized(seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, 42))
+	poolSize := 3 + rng.IntN(5) // 3..7
+	var pool []string
+	for i := 0; i < poolSize; i++ {
+		pool = append(pool, fmt.Sprintf("n%d", i))
+	}
+	founders := pool[:3+rng.IntN(poolSize-2)]
+	opts := memcluster.Options{
+		ElectionTick: 10, HeartbeatTick: 1, Seed: seed,
+		PreVote: rng.IntN(2) == 0, CheckQuorum: rng.IntN(2) == 0,
+		MaxSizePerMsg: uint64(64 + rng.IntN(512)), MaxInflightMsgs: 1 + rng.IntN(8),
+	}
+	c, err := memcluster.New(opts, founders...)
+	if err != nil {
+		return err
+	}
+	for _, id := range pool[len(founders):] {
+		if err := c.AddNode(id, nil); err != nil {
+			return err
+		}
+	}
+	k := memcluster.NewChecker(c)
+	pick := func(ids []string) string { return ids[rng.IntN(len(ids))] }
+	up := func() []string {
+		var ids []string
+		for _, id := range pool {
+			if c.Node(id).Up() {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	proposals := 0
+	steps := 250 + rng.IntN(250)
+	for step := 0; step < steps; step++ {
+		switch r := rng.IntN(100); {
+		case r < 25:
+			if ids := up(); len(ids) > 0 {
+				id := pick(ids)
+				proposals++
+				_ = mustRN(c, id).Propose([]byte(fmt.Sprintf("k%d=%d", rng.IntN(5), proposals)))
+				k.AfterOp(id)
+			}
+		case r < 29:
+			// Random partition into two or three groups.
+			shuffled := slices.Clone(pool)
+			rng.Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+			cut1 := rng.IntN(len(shuffled))
+			cut2 := cut1 + rng.IntN(len(shuffled)-cut1+1)
+			c.Net.Partition(shuffled[:cut1], shuffled[cut1:cut2])
+		case r < 32:
+			c.Net.Heal()
+		case r < 35:
+			c.Net.SetFaults(raftcore.LinkFaults{
+				Drop: rng.Float64() * 0.2, Duplicate: rng.Float64() * 0.1,
+				Delay: rng.IntN(2), Jitter: rng.IntN(4),
+			})
+		case r < 38:
+			if ids := up(); len(ids) > 1 {
+				_ = c.Crash(pick(ids))
+			}
+		case r < 43:
+			for _, id := range pool {
+				if !c.Node(id).Up() {
+					if err := c.Restart(id); err != nil {
+						return err
+					}
+					break
+				}
+			}
+		case r < 45:
+			if ids := up(); len(ids) > 0 {
+				_ = c.Compact(pick(ids))
+			}
+		case r < 47:
+			if lead := c.Leader(); lead != "" {
+				_ = mustRN(c, lead).TransferLeader(pick(pool))
+				k.AfterOp(lead)
+			}
+		case r < 49:
+			if ids := up(); len(ids) > 0 {
+				_ = mustRN(c, pick(ids)).ReadIndex([]byte(strconv.Itoa(step)))
+			}
+		case r < 55:
+			if lead := c.Leader(); lead != "" {
+				randomConfChange(rng, mustRN(c, lead), pool)
+				k.AfterOp(lead)
+			}
+		}
+		c.Tick()
+		c.Flush(100)
+		if len(k.Violations) > 0 {
+			return fmt.Errorf("step %d: %v", step, k.Violations)
+		}
+		if step%50 == 49 {
+			k.CheckLogMatching()
+		}
+	}
+	k.CheckLogMatching()
+	if len(k.Violations) > 0 {
+		return fmt.Errorf("end: %v", k.Violations)
+	}
+
+	// Liveness once the faults stop: every node back, the network whole.
+	c.Net.Heal()
+	for _, id := range pool {
+		if !c.Node(id).Up() {
+			if err := c.Restart(id); err != nil {
+				return err
+			}
+		}
+	}
+	var target uint64
+	err = c.TickUntil(400, func() bool {
+		lead := c.Leader()
+		if lead == "" {
+			return false
+		}
+		rn := mustRN(c, lead)
+		if target == 0 || rn.BasicStatus().LastIndex < target {
+			if rn.Propose([]byte("final=1")) == nil {
+				target = rn.BasicStatus().LastIndex
+			}
+			return false
+		}
+		return rn.BasicStatus().Commit >= target && c.Node(lead).Applied >= target
+	})
+	if err != nil {
+		var states []string
+		for _, id := range pool {
+			states = append(states, mustRN(c, id).BasicStatus().String())
+		}
+		return fmt.Errorf("no progress after healing: %v\n  %s", err, states)
+	}
+	k.CheckLogMatching()
+	if len(k.Violations) > 0 {
+		return fmt.Errorf("after healing: %v", k.Violations)
+	}
+	return nil
+}
+
+func mustRN(c *memcluster.Cluster, id string) *raftcore.RawNode {
+	rn, err := c.RN(id)
+	if err != nil {
+		panic(err)
+	}
+	return rn
+}
+
+// randomConfChange asks the leader for one random membership step; the core
+// refuses whatever is unsafe, which is part of what is exercised.
+func randomConfChange(rng *rand.Rand, rn *raftcore.RawNode, pool []string) {
+	s := rn.BasicStatus()
+	var err error
+	switch {
+	case s.Config.IsJoint():
+		err = rn.LeaveJoint()
+	case rng.IntN(3) == 0:
+		err = rn.AddLearner(pool[rng.IntN(len(pool))])
+	case rng.IntN(4) == 0:
+		err = rn.RemoveMember(pool[rng.IntN(len(pool))])
+	case rng.IntN(3) == 0:
+		// One-step change of one voter (or an attempt at more, refused).
+		target := s.Config.Clone()
+		id := pool[rng.IntN(len(pool))]
+		if target.IsVoter(id) {
+			target.Voters = slices.DeleteFunc(target.Voters, func(v string) bool { return v == id })
+		} else {
+			target.Voters = append(target.Voters, id)
+			target.Learners = slices.DeleteFunc(target.Learners, func(v string) bool { return v == id })
+		}
+		err = rn.ChangeConfig(target)
+	default:
+		// Joint change to a random voter set drawn from the members.
+		members := s.Config.Members()
+		var voters []string
+		for _, id := range members {
+			if rng.IntN(3) > 0 {
+				voters = append(voters, id)
+			}
+		}
+		if len(voters) == 0 {
+			voters = members[:1]
+		}
+		err = rn.EnterJoint(voters)
+	}
+	if err != nil && !isRefusal(err) {
+		panic(fmt.Sprintf("unexpected error from a membership call: %v", err))
+	}
+}
+
+func isRefusal(err error) bool {
+	for _, e := range []error{raftcore.ErrNotLeader, raftcore.ErrChangeInFlight, raftcore.ErrNoCommitInTerm,
+		raftcore.ErrMultiVoterOneStep, raftcore.ErrAlreadyJoint, raftcore.ErrNotJoint, raftcore.ErrInvalidConfig,
+		raftcore.ErrProposalDropped} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
