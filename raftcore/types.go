@@ -107,24 +107,24 @@ func (s Snapshot) IsEmpty() bool { return s.Meta.Index == 0 }
 type MessageType uint8
 
 const (
-	MsgHup              MessageType = iota // local: start an election
-	MsgBeat                                // local: leader sends heartbeats
-	MsgProp                                // propose entries (local, or forwarded to the leader)
-	MsgApp                                 // AppendEntries
-	MsgAppResp                             // AppendEntries response
-	MsgVote                                // RequestVote
-	MsgVoteResp                            // RequestVote response
-	MsgPreVote                             // PreVote request (thesis §9.6)
-	MsgPreVoteResp                         // PreVote response
-	MsgSnap                                // InstallSnapshot
-	MsgHeartbeat                           // heartbeat (AppendEntries without entries, carries ReadIndex contexts)
-	MsgHeartbeatResp                       // heartbeat response
-	MsgTransferLeader                      // local or forwarded: move leadership to From
-	MsgTimeoutNow                          // leader tells a caught-up voter to campaign at once (thesis §3.10)
-	MsgReadIndex                           // ReadIndex request (thesis §6.4)
-	MsgReadIndexResp                       // ReadIndex response
-	MsgSnapStatus                          // local: the caller reports whether a snapshot was delivered
-	MsgUnreachable                         // local: the caller reports a peer unreachable
+	MsgHup            MessageType = iota // local: start an election
+	MsgBeat                              // local: leader sends heartbeats
+	MsgProp                              // propose entries (local, or forwarded to the leader)
+	MsgApp                               // AppendEntries
+	MsgAppResp                           // AppendEntries response
+	MsgVote                              // RequestVote
+	MsgVoteResp                          // RequestVote response
+	MsgPreVote                           // PreVote request (thesis §9.6)
+	MsgPreVoteResp                       // PreVote response
+	MsgSnap                              // InstallSnapshot
+	MsgHeartbeat                         // heartbeat (AppendEntries without entries, carries ReadIndex contexts)
+	MsgHeartbeatResp                     // heartbeat response
+	MsgTransferLeader                    // local or forwarded: move leadership to From
+	MsgTimeoutNow                        // leader tells a caught-up voter to campaign at once (thesis §3.10)
+	MsgReadIndex                         // ReadIndex request (thesis §6.4)
+	MsgReadIndexResp                     // ReadIndex response
+	MsgSnapStatus                        // local: the caller reports whether a snapshot was delivered
+	MsgUnreachable                       // local: the caller reports a peer unreachable
 	msgTypeCount
 )
 

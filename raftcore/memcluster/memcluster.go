@@ -51,7 +51,7 @@ type Node struct {
 	// ReadStates collects answers to ReadIndex requests.
 	ReadStates []raftcore.ReadState
 	// Startup is the unsafe start-up membership (BUGS.md early vote), or nil.
-	Startup *raftcore.Config
+	Startup  *raftcore.Config
 	restarts uint64
 }
 
