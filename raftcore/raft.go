@@ -516,8 +516,15 @@ func (r *raft) stepInternal(m Message) error {
 			// currentTerm"), instead of it leading forever a cluster that
 			// has moved on.
 			r.send(Message{To: m.From, Type: MsgAppResp})
-		} else if m.Type == MsgPreVote {
-			r.send(Message{To: m.From, Term: r.Term, Type: MsgPreVoteResp, Reject: true})
+		} else if m.Type == MsgPreVote || m.Type == MsgVote {
+			// Reject with our term so that a stale candidate catches up
+			// (paper, Figure 2); silence can leave it campaigning forever
+			// at a term nobody answers when we are not in its voter set.
+			resp := MsgPreVoteResp
+			if m.Type == MsgVote {
+				resp = MsgVoteResp
+			}
+			r.send(Message{To: m.From, Term: r.Term, Type: resp, Reject: true})
 		} else {
 			r.counters.DroppedMessages++
 		}

@@ -14,7 +14,8 @@ import (
 )
 
 // seedsFromEnv: RAFT_SEED=N replays one seed; RAFT_SEEDS=N runs N seeds
-// (default 200, and 20 under -short; `make test` runs 2000).
+// (default 200, and 20 under -short; `make test` runs 2000) starting after
+// RAFT_SEED_BASE (default 0).
 func seedsFromEnv(t *testing.T) []uint64 {
 	if s := os.Getenv("RAFT_SEED"); s != "" {
 		seed, err := strconv.ParseUint(s, 10, 64)
@@ -34,9 +35,17 @@ func seedsFromEnv(t *testing.T) []uint64 {
 		}
 		n = v
 	}
+	var base uint64
+	if s := os.Getenv("RAFT_SEED_BASE"); s != "" {
+		b, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("RAFT_SEED_BASE=%q: want an unsigned integer", s)
+		}
+		base = b
+	}
 	seeds := make([]uint64, n)
 	for i := range seeds {
-		seeds[i] = uint64(i + 1)
+		seeds[i] = base + uint64(i+1)
 	}
 	return seeds
 }
