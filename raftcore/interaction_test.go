@@ -69,6 +69,9 @@ var handlers = map[string]handler{
 	"read-states":     (*interactionEnv).handleReadStates,
 	"check":           (*interactionEnv).handleCheck,
 	"step":            (*interactionEnv).handleStep,
+	"process":         (*interactionEnv).handleProcess,
+	"deliver":         (*interactionEnv).handleDeliver,
+	"drop-pending":    (*interactionEnv).handleDropPending,
 }
 
 func (e *interactionEnv) handle(d *datadriven.TestData) (string, error) {
@@ -158,12 +161,20 @@ func (e *interactionEnv) handleCampaign(_ *datadriven.TestData, pos []string) (s
 	return "", rn.Campaign()
 }
 
-func (e *interactionEnv) handlePropose(_ *datadriven.TestData, pos []string) (string, error) {
+// propose kv-0 k=v: the second argument, as written, is the entry's data.
+func (e *interactionEnv) handlePropose(d *datadriven.TestData, pos []string) (string, error) {
 	rn, err := e.rn(pos[0])
 	if err != nil {
 		return "", err
 	}
-	err = rn.Propose([]byte(pos[1]))
+	if len(d.CmdArgs) != 2 {
+		return "", fmt.Errorf("usage: propose NODE DATA")
+	}
+	data := d.CmdArgs[1].Key
+	if v := d.CmdArgs[1].Vals; len(v) > 0 {
+		data += "=" + strings.Join(v, ",")
+	}
+	err = rn.Propose([]byte(data))
 	e.k.AfterOp(pos[0])
 	return "", err
 }
@@ -422,4 +433,26 @@ func (e *interactionEnv) handleStep(d *datadriven.TestData, pos []string) (strin
 	}
 	err = rn.Step(m)
 	return fmt.Sprintf("step: %v\ndropped=%d\n", err, rn.BasicStatus().Counters.DroppedMessages), nil
+}
+
+// process NODE...: handle the nodes' Readies (persist, send, apply) only.
+func (e *interactionEnv) handleProcess(_ *datadriven.TestData, pos []string) (string, error) {
+	for _, id := range pos {
+		e.c.ProcessNode(id)
+	}
+	return "", nil
+}
+
+// deliver: one round of delivery of the messages in flight.
+func (e *interactionEnv) handleDeliver(*datadriven.TestData, []string) (string, error) {
+	e.c.Deliver()
+	return "", nil
+}
+
+// drop-pending: lose every message in flight.
+func (e *interactionEnv) handleDropPending(*datadriven.TestData, []string) (string, error) {
+	for _, id := range e.c.IDs() {
+		e.c.Net.DropPendingTo(id)
+	}
+	return "", nil
 }
