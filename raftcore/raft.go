@@ -233,8 +233,20 @@ func (r *raft) syncConfigFromLog() {
 
 // resetProgress makes the progress map match the configuration, keeping the
 // progress of members that stay.
+//
+// Members that the last configuration removed keep their progress until it
+// is committed, so that they receive C_new and the commit index, learn that
+// they are out, and stop campaigning (thesis §4.2.3 on removed servers).
+// They are never in a quorum: quorums come from r.cfg alone.
 func (r *raft) resetProgress() {
 	members := r.cfg.Members()
+	if prev, ok := r.log.prevConf(); ok && r.cfgIndex > r.log.committed {
+		for _, id := range prev.cfg.Members() {
+			if !slices.Contains(members, id) {
+				members = append(members, id)
+			}
+		}
+	}
 	for id := range r.prs {
 		if !slices.Contains(members, id) {
 			delete(r.prs, id)
@@ -250,7 +262,15 @@ func (r *raft) resetProgress() {
 			}
 			r.prs[id] = pr
 		}
-		pr.isLearner = r.cfg.IsLearner(id)
+		pr.isLearner = !r.cfg.IsVoter(id)
+	}
+}
+
+// maybePruneRemoved drops the progress of removed members once the
+// configuration that removed them is committed (and was sent to them).
+func (r *raft) maybePruneRemoved() {
+	if r.state == StateLeader && r.cfgIndex <= r.log.committed && len(r.prs) > len(r.cfg.Members()) {
+		r.resetProgress()
 	}
 }
 
@@ -345,6 +365,7 @@ func (r *raft) becomeCandidate() {
 
 func (r *raft) becomeLeader() {
 	r.step = stepLeader
+	r.resetProgress()
 	r.reset(r.Term)
 	r.lead = r.id
 	r.state = StateLeader
@@ -556,6 +577,7 @@ func (r *raft) stepInternal(m Message) error {
 		}
 	default:
 		err := r.step(r, m)
+		r.maybePruneRemoved()
 		r.maybeStepDownRemoved()
 		return err
 	}

@@ -204,7 +204,7 @@ func (rn *RawNode) ProposeConfChange(cc ConfChange) error {
 			return fmt.Errorf("%w: a one-step target cannot be joint: %s", ErrInvalidConfig, next)
 		}
 		if n := voterChanges(cur.Voters, sortedSet(next.Voters)); n > 1 && !r.opts.UnsafeAllowMultiVoterOneStep {
-			return fmt.Errorf("%w: %s -> %s changes %d voters; use EnterJoint", ErrMultiVoterOneStep, cur, next.normalized(), n)
+			return fmt.Errorf("%w: %s -> %s adds or removes %d voters; use EnterJoint", ErrMultiVoterOneStep, cur, next.normalized(), n)
 		}
 	default:
 		return fmt.Errorf("%w: unknown change %v", ErrInvalidConfig, cc.Op)

@@ -67,7 +67,15 @@ func (k *Checker) violate(format string, args ...any) {
 	}
 }
 
-func entryText(e raftcore.Entry) string { return e.Type.String() + ":" + string(e.Data) }
+// entryText identifies an entry's content (not its position) in one text form.
+func entryText(e raftcore.Entry) string {
+	if e.Type == raftcore.EntryConfig {
+		if c, err := raftcore.DecodeConfig(e.Data); err == nil {
+			return "config " + c.String()
+		}
+	}
+	return e.Type.String() + ":" + string(e.Data)
+}
 
 func (k *Checker) onApply(node string, e raftcore.Entry) {
 	if prev, ok := k.applied[e.Index]; ok {
