@@ -132,7 +132,16 @@ func (pr *progress) maybeDecrTo(rejected, hint uint64) bool {
 	if pr.next-1 != rejected {
 		return false
 	}
-	pr.next = max(min(rejected, hint+1), pr.match+1)
+	next := max(min(rejected, hint+1), pr.match+1)
+	if next == pr.next {
+		// No way back: the follower rejects at its known match (its
+		// committed entries conflict with ours, which only an unsafe mode
+		// can cause). Stay paused until the next heartbeat instead of
+		// resending in a tight loop.
+		pr.probeSent = true
+		return false
+	}
+	pr.next = next
 	pr.probeSent = false
 	return true
 }
