@@ -16,7 +16,7 @@ build:
 # The test command of the README and of CI: unit, datadriven, example and
 # randomized tests, then the race detector on the packages, then lint.
 test: build
-	$(GO) test -count=1 $(PKGS) -raft.seeds=$(RAFT_SEEDS)
+	RAFT_SEEDS=$(RAFT_SEEDS) $(GO) test -count=1 $(PKGS)
 	$(GO) test -count=1 -race -short $(PKGS)
 	$(MAKE) lint
 
