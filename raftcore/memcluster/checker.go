@@ -2,6 +2,7 @@ package memcluster
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/raftlab/raftlab/raftcore"
@@ -127,7 +128,9 @@ func (k *Checker) onElected(node string) {
 		k.violate("reading %s's log: %v", node, err)
 		return
 	}
-	for idx, rec := range k.applied {
+	// In index order, so that the report is the same on every run.
+	for _, idx := range slices.Sorted(maps.Keys(k.applied)) {
+		rec := k.applied[idx]
 		if idx <= snapIndex {
 			continue
 		}
@@ -179,6 +182,7 @@ func (k *Checker) AfterOp(node string) {
 			holders = append(holders, id)
 		}
 	}
+	slices.Sort(holders)
 	if !naiveMajority(s.Config.Voters, holders) || !naiveMajority(s.Config.OutgoingVoters, holders) {
 		k.violate("commit without quorum: %s committed %d in term %d held by %v in %s", node, s.Commit, s.Term, holders, s.Config)
 	}
