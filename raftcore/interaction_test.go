@@ -113,8 +113,6 @@ func argInt(d *datadriven.TestData, key string, def int) int {
 	return def
 }
 
-func has(d *datadriven.TestData, key string) bool { return d.HasArg(key) }
-
 func (e *interactionEnv) rn(id string) (*raftcore.RawNode, error) { return e.c.RN(id) }
 
 func (e *interactionEnv) handleNewCluster(d *datadriven.TestData, _ []string) (string, error) {
@@ -122,12 +120,12 @@ func (e *interactionEnv) handleNewCluster(d *datadriven.TestData, _ []string) (s
 	opts := memcluster.Options{
 		ElectionTick:                 argInt(d, "election", 10),
 		HeartbeatTick:                argInt(d, "heartbeat", 1),
-		PreVote:                      has(d, "prevote"),
-		CheckQuorum:                  has(d, "checkquorum"),
+		PreVote:                      d.HasArg("prevote"),
+		CheckQuorum:                  d.HasArg("checkquorum"),
 		MaxSizePerMsg:                uint64(argInt(d, "max-msg-size", 0)),
 		MaxInflightMsgs:              argInt(d, "max-inflight", 0),
 		Seed:                         uint64(argInt(d, "seed", 1)),
-		UnsafeAllowMultiVoterOneStep: has(d, "unsafe-no-joint"),
+		UnsafeAllowMultiVoterOneStep: d.HasArg("unsafe-no-joint"),
 	}
 	c, err := memcluster.New(opts, voters...)
 	if err != nil {
@@ -182,7 +180,7 @@ func (e *interactionEnv) handlePropose(d *datadriven.TestData, pos []string) (st
 // stabilize [quiet]: deliver everything until the cluster is idle. Verbose
 // output lists every delivered message; quiet lists only role changes.
 func (e *interactionEnv) handleStabilize(d *datadriven.TestData, _ []string) (string, error) {
-	if has(d, "quiet") {
+	if d.HasArg("quiet") {
 		e.c.Trace = &quietWriter{w: &e.trace}
 		defer func() { e.c.Trace = &e.trace }()
 	}
@@ -207,13 +205,7 @@ func (e *interactionEnv) handleTick(d *datadriven.TestData, pos []string) (strin
 	}
 	e.c.Trace = &quietWriter{w: &e.trace}
 	defer func() { e.c.Trace = &e.trace }()
-	for i := 0; i < n; i++ {
-		e.c.Tick()
-		if err := e.c.Stabilize(); err != nil {
-			return "", err
-		}
-	}
-	return "", nil
+	return "", e.c.RunTicks(n)
 }
 
 func (e *interactionEnv) handleTickNode(_ *datadriven.TestData, pos []string) (string, error) {

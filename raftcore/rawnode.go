@@ -11,10 +11,9 @@ import (
 // send and apply) and calls Advance. It starts no goroutine and does no I/O.
 // Not safe for concurrent use: the caller serializes every call.
 type RawNode struct {
-	r          *raft
-	prevHard   HardState
-	prevSoft   SoftState
-	readyTaken bool
+	r        *raft
+	prevHard HardState
+	prevSoft SoftState
 }
 
 // SoftState is volatile state worth reporting when it changes.
@@ -377,7 +376,6 @@ func (rn *RawNode) Ready() Ready {
 	}
 	r.msgs = nil
 	r.readStates = nil
-	rn.readyTaken = true
 	return rd
 }
 
@@ -396,7 +394,6 @@ func (rn *RawNode) Advance(rd Ready) {
 	if n := len(rd.CommittedEntries); n > 0 {
 		r.log.appliedTo(rd.CommittedEntries[n-1].Index)
 	}
-	rn.readyTaken = false
 }
 
 // ProgressStatus is the leader's view of one member.

@@ -342,6 +342,17 @@ func (c *Cluster) Flush(rounds int) {
 	}
 }
 
+// RunTicks lets n ticks pass, stabilizing after each.
+func (c *Cluster) RunTicks(n int) error {
+	for i := 0; i < n; i++ {
+		c.Tick()
+		if err := c.Stabilize(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // TickUntil ticks, processes and delivers until cond holds, at most limit
 // ticks; it is how tests wait on a condition instead of sleeping.
 func (c *Cluster) TickUntil(limit int, cond func() bool) error {
@@ -349,8 +360,7 @@ func (c *Cluster) TickUntil(limit int, cond func() bool) error {
 		if cond() {
 			return nil
 		}
-		c.Tick()
-		if err := c.Stabilize(); err != nil {
+		if err := c.RunTicks(1); err != nil {
 			return err
 		}
 	}
