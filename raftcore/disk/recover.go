@@ -1,0 +1,352 @@
+package disk
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/raftlab/raftlab/raftcore"
+)
+
+// replay is the state rebuilt from the WAL records, in order.
+type replay struct {
+	ents []raftcore.Entry // contiguous
+	// base is the snapshot the log continues from, once a marker tied it
+	// down. Before that (replay starting at a segment whose predecessors were
+	// dropped) the log is "unanchored": its first entry may be anywhere.
+	base       snapshotMarker
+	anchored   bool
+	hs         raftcore.HardState
+	lastMarker *snapshotMarker
+	markerFile string
+}
+
+func (r *replay) last() uint64 {
+	if len(r.ents) == 0 {
+		if r.anchored {
+			return r.base.Index
+		}
+		return 0
+	}
+	return r.ents[len(r.ents)-1].Index
+}
+
+// entry applies one entry record. It returns what is wrong, if anything.
+func (r *replay) entry(e raftcore.Entry) string {
+	if len(r.ents) == 0 {
+		switch {
+		case !r.anchored:
+			r.ents = append(r.ents, e)
+		case e.Index <= r.base.Index:
+			// Covered by the snapshot (written before it was taken).
+		case e.Index == r.base.Index+1:
+			r.ents = append(r.ents, e)
+		default:
+			return fmt.Sprintf("entry %d follows the snapshot at %d: entries are missing", e.Index, r.base.Index)
+		}
+		return ""
+	}
+	first, last := r.ents[0].Index, r.last()
+	switch {
+	case e.Index == last+1:
+		r.ents = append(r.ents, e)
+	case e.Index > last+1:
+		return fmt.Sprintf("entry %d follows entry %d: entries are missing", e.Index, last)
+	case e.Index >= first:
+		// The log was cut here (a follower's conflicting suffix) and
+		// rewritten.
+		r.ents = append(r.ents[:e.Index-first], e)
+	case r.anchored && e.Index <= r.base.Index:
+		// Covered by the snapshot.
+	default:
+		// Unanchored: the cut reaches before the first entry we have; the
+		// entries before it live in dropped segments, covered by the
+		// snapshot that allowed dropping them.
+		r.ents = append(r.ents[:0], e)
+	}
+	return ""
+}
+
+// marker applies a snapshot marker (or the newest snapshot file, when the
+// crash came between the file and its marker).
+func (r *replay) marker(m snapshotMarker) string {
+	first := uint64(0)
+	if len(r.ents) > 0 {
+		first = r.ents[0].Index
+	}
+	switch {
+	case m.Replaces:
+		r.ents = r.ents[:0]
+	case len(r.ents) > 0 && m.Index >= first && m.Index <= r.last():
+		if t := r.ents[m.Index-first].Term; t != m.Term {
+			return fmt.Sprintf("snapshot at %d has term %d but the log's entry %d has term %d", m.Index, m.Term, m.Index, t)
+		}
+		r.ents = append(r.ents[:0], r.ents[m.Index-first+1:]...)
+	case len(r.ents) == 0 || m.Index > r.last():
+		r.ents = r.ents[:0]
+	case m.Index+1 == first:
+		// The log continues the snapshot exactly.
+	default:
+		// m.Index < first-1: an older snapshot than the log we hold, seen
+		// while unanchored; the log does not connect to it, so it anchors
+		// nothing. The newest snapshot is checked against the log at the end.
+		return ""
+	}
+	r.base, r.anchored = m, true
+	return ""
+}
+
+func (s *Storage) recover() error {
+	snapFiles, err := s.listSnapshots()
+	if err != nil {
+		return err
+	}
+	segs, err := s.listSegments()
+	if err != nil {
+		return err
+	}
+	var r replay
+	for i := 0; i < len(segs); i++ {
+		seg := segs[i]
+		path := s.walPath(seg.name)
+		data, err := s.fs.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("raftcore/disk: reading %s: %w", path, err)
+		}
+		isLast := i == len(segs)-1
+		off := 0
+		for off < len(data) {
+			t, p, n, derr := decodeRecord(data[off:])
+			if derr == nil && off == 0 && t != recHeader {
+				derr = errors.New("the first record is not a segment header")
+			}
+			if derr != nil {
+				if !isLast || validRecordAfter(data, off) {
+					intact := "intact records follow it"
+					if !isLast {
+						intact = "in a segment that is not the last one"
+					}
+					return &RecoveryError{Kind: ErrCorrupt, File: path, Offset: int64(off),
+						What: fmt.Sprintf("damaged record (%v), %s", derr, intact), Fix: fixRestoreOrRejoin}
+				}
+				// A torn tail: the crash cut the last write. Nothing after
+				// it was ever synced (a sync covers a whole prefix).
+				s.recovered.TornFile, s.recovered.TornOffset, s.recovered.TornBytes = path, int64(off), int64(len(data)-off)
+				if off == 0 {
+					// Not even a header: the crash came while creating the
+					// segment. The one before it is whole; go on with it.
+					if err := s.fs.Remove(path); err != nil {
+						return fmt.Errorf("raftcore/disk: removing torn segment %s: %w", path, err)
+					}
+					if err := s.fs.SyncDir(filepath.Join(s.dir, walDir)); err != nil {
+						return fmt.Errorf("raftcore/disk: syncing %s: %w", filepath.Join(s.dir, walDir), err)
+					}
+					segs = segs[:i]
+				} else if err := s.fs.Truncate(path, int64(off)); err != nil {
+					return fmt.Errorf("raftcore/disk: truncating torn tail of %s at %d: %w", path, off, err)
+				}
+				break
+			}
+			if what := s.apply(&r, seg, t, p, path); what != "" {
+				kind := ErrCorrupt
+				if t == recHeader {
+					if h, err := decodeHeader(p); err == nil && h.Version != FormatVersion {
+						kind = ErrVersion
+					}
+				}
+				return &RecoveryError{Kind: kind, File: path, Offset: int64(off), What: what, Fix: fixRestoreOrRejoin}
+			}
+			off += n
+		}
+	}
+	s.recovered.Segments = len(segs)
+
+	// The newest snapshot file is the log's base. Older ones are left from
+	// a crash before pruning.
+	var snap raftcore.Snapshot
+	if len(snapFiles) > 0 {
+		newest := snapFiles[len(snapFiles)-1]
+		path := s.snapPath(newest.name)
+		b, err := s.fs.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("raftcore/disk: reading %s: %w", path, err)
+		}
+		decoded, replaces, off, what := decodeSnapshot(b)
+		if what == "" && (decoded.Meta.Index != newest.index || decoded.Meta.Term != newest.term) {
+			off, what = -1, fmt.Sprintf("holds the snapshot at %d (term %d), not the one its name says", decoded.Meta.Index, decoded.Meta.Term)
+		}
+		if what != "" {
+			return &RecoveryError{Kind: ErrSnapshotCorrupt, File: path, Offset: off, What: what,
+				Fix: "the WAL before this snapshot may already be gone; restore the data directory from a backup, or remove it and add the node back to the cluster as a new member"}
+		}
+		snap = decoded
+		if r.lastMarker == nil || r.lastMarker.Index < snap.Meta.Index {
+			// The crash came after the file was durable, before the WAL
+			// noted it: apply it now, as the marker would have.
+			if what := r.marker(snapshotMarker{Index: snap.Meta.Index, Term: snap.Meta.Term, Replaces: replaces}); what != "" {
+				return &RecoveryError{Kind: ErrCorrupt, File: path, Offset: -1, What: what, Fix: fixRestoreOrRejoin}
+			}
+		}
+	}
+	if m := r.lastMarker; m != nil && (snap.Meta.Index < m.Index || (snap.Meta.Index == m.Index && snap.Meta.Term != m.Term)) {
+		return &RecoveryError{Kind: ErrSnapshotCorrupt, File: s.snapPath(snapName(m.Term, m.Index)), Offset: -1,
+			What: fmt.Sprintf("the WAL (%s) records this snapshot, but the file is missing", filepath.Base(r.markerFile)),
+			Fix:  "put the snapshot file back from a backup, or remove the data directory and add the node back as a new member"}
+	}
+	if len(segs) == 0 && !snap.IsEmpty() {
+		return &RecoveryError{Kind: ErrMissingSegment, File: filepath.Join(s.dir, walDir), Offset: -1,
+			What: fmt.Sprintf("no WAL segment, but a snapshot at %d: the term and vote are lost", snap.Meta.Index), Fix: fixRestoreOrRejoin}
+	}
+	// The log must continue the snapshot (or start at 1) with no hole.
+	if len(r.ents) > 0 {
+		if first := r.ents[0].Index; first > snap.Meta.Index+1 {
+			return &RecoveryError{Kind: ErrMissingSegment, File: s.walPath(segs[0].name), Offset: -1,
+				What: fmt.Sprintf("the log starts at entry %d but the snapshot ends at %d: entries %d-%d are in no segment (a segment was removed)", first, snap.Meta.Index, snap.Meta.Index+1, first-1),
+				Fix:  fixRestoreOrRejoin}
+		}
+		for len(r.ents) > 0 && r.ents[0].Index <= snap.Meta.Index {
+			r.ents = r.ents[1:]
+		}
+	}
+	last := snap.Meta.Index
+	if len(r.ents) > 0 {
+		last = r.ents[len(r.ents)-1].Index
+	}
+	if r.hs.Commit > last {
+		return &RecoveryError{Kind: ErrMissingSegment, File: s.walPath(segs[len(segs)-1].name), Offset: -1,
+			What: fmt.Sprintf("the hard state says entry %d is committed but the log ends at %d: committed entries are missing", r.hs.Commit, last),
+			Fix:  fixRestoreOrRejoin}
+	}
+
+	s.mem = raftcore.NewMemoryStorage()
+	if !snap.IsEmpty() {
+		if err := s.mem.ApplySnapshot(snap); err != nil {
+			return err
+		}
+	}
+	if err := s.mem.Append(r.ents); err != nil {
+		return err
+	}
+	s.mem.SetHardState(r.hs)
+	s.hs, s.lastIndex = r.hs, last
+	s.recovered.Entries, s.recovered.SnapshotIndex = len(r.ents), snap.Meta.Index
+
+	// Reopen the last segment for appending, or start the first one. The
+	// tail read above may sit only in the page cache if the previous process
+	// died without the machine crashing: sync it before claiming it durable.
+	if len(segs) == 0 {
+		if err := s.startSegment(1, last+1); err != nil {
+			return err
+		}
+	} else {
+		tail := segs[len(segs)-1]
+		path := s.walPath(tail.name)
+		f, err := s.fs.OpenAppend(path)
+		if err != nil {
+			return fmt.Errorf("raftcore/disk: opening %s: %w", path, err)
+		}
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return &WriteError{Op: "sync", File: path, Err: err}
+		}
+		data, err := s.fs.ReadFile(path)
+		if err != nil {
+			f.Close()
+			return err
+		}
+		s.segs, s.cur, s.curSize = segs, f, int64(len(data))
+	}
+	s.durable.Store(last)
+	if err := s.pruneSnapshots(snap.Meta.Index); err != nil {
+		return err
+	}
+	return nil
+}
+
+// apply replays one record into r; it returns what is wrong, if anything.
+func (s *Storage) apply(r *replay, seg segmentInfo, t recordType, p []byte, path string) string {
+	switch t {
+	case recHeader:
+		h, err := decodeHeader(p)
+		if err != nil {
+			return err.Error()
+		}
+		if h.Version != FormatVersion {
+			return fmt.Sprintf("segment in format %d, this build reads format %d", h.Version, FormatVersion)
+		}
+		if h.Seq != seg.seq {
+			return fmt.Sprintf("header says segment %d, the file name says %d", h.Seq, seg.seq)
+		}
+	case recEntry:
+		e, err := decodeEntry(p)
+		if err != nil {
+			return err.Error()
+		}
+		return r.entry(e)
+	case recHardState:
+		hs, err := decodeHardState(p)
+		if err != nil {
+			return err.Error()
+		}
+		r.hs = hs
+	case recSnapshot:
+		m, err := decodeMarker(p)
+		if err != nil {
+			return err.Error()
+		}
+		if what := r.marker(m); what != "" {
+			return what
+		}
+		r.lastMarker, r.markerFile = &m, path
+	}
+	return ""
+}
+
+// listSnapshots returns the snapshot files by index, oldest first.
+func (s *Storage) listSnapshots() ([]snapFile, error) {
+	dir := filepath.Join(s.dir, snapDir)
+	names, err := s.fs.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("raftcore/disk: listing %s: %w", dir, err)
+	}
+	var out []snapFile
+	for _, n := range names {
+		if term, index, ok := parseSnapName(n); ok {
+			out = append(out, snapFile{name: n, term: term, index: index})
+		}
+	}
+	// Names sort by term first; order by index.
+	sortSnaps(out)
+	for i := 1; i < len(out); i++ {
+		if out[i].index == out[i-1].index {
+			return nil, &RecoveryError{Kind: ErrSnapshotCorrupt, File: filepath.Join(dir, out[i].name), Offset: -1,
+				What: fmt.Sprintf("two snapshots at index %d with different terms (%s)", out[i].index, out[i-1].name), Fix: fixRestoreOrRejoin}
+		}
+	}
+	return out, nil
+}
+
+// listSegments returns the WAL segments in sequence order and checks that
+// none is missing in between.
+func (s *Storage) listSegments() ([]segmentInfo, error) {
+	dir := filepath.Join(s.dir, walDir)
+	names, err := s.fs.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("raftcore/disk: listing %s: %w", dir, err)
+	}
+	var segs []segmentInfo
+	for _, n := range names {
+		if seq, first, ok := parseSegName(n); ok {
+			segs = append(segs, segmentInfo{seq: seq, first: first, name: n})
+		}
+	}
+	sortSegs(segs)
+	for i := 1; i < len(segs); i++ {
+		if segs[i].seq != segs[i-1].seq+1 {
+			return nil, &RecoveryError{Kind: ErrMissingSegment, File: filepath.Join(dir, segs[i].name), Offset: -1,
+				What: fmt.Sprintf("segment %d comes after %s: segments %d-%d are missing", segs[i].seq, segs[i-1].name, segs[i-1].seq+1, segs[i].seq-1),
+				Fix:  "put the missing segments back from a backup, or remove the data directory and add the node back to the cluster as a new member"}
+		}
+	}
+	return segs, nil
+}

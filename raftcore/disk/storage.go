@@ -1,0 +1,646 @@
+package disk
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/raftlab/raftlab/raftcore"
+)
+
+// FormatVersion is the version of the data directory layout and of the WAL
+// and snapshot formats that this build writes and reads.
+const FormatVersion = 1
+
+const (
+	versionFile = "VERSION"
+	walDir      = "wal"
+	snapDir     = "snapshots"
+	versionText = "raftlab data directory, format %d\n"
+	// DefaultSegmentSize is the size at which a WAL segment is rotated.
+	DefaultSegmentSize = 64 << 20
+)
+
+// Options configure Open.
+type Options struct {
+	// FS is the file system; nil means the operating system's (OSFS).
+	FS FS
+	// SegmentSize is the size after which the WAL moves on to a new
+	// segment; 0 means DefaultSegmentSize.
+	SegmentSize int64
+}
+
+// Ticket names an Append; Sync(t) waits until it is durable.
+type Ticket uint64
+
+// Storage is raftcore's durable storage: a WAL and snapshot files in one data
+// directory, with the log also held in memory (a raftcore.MemoryStorage) so
+// that reads never touch the disk. It implements raftcore.Storage.
+//
+// Writers call Append (cheap: it encodes into a buffer) and then Sync, which
+// makes every append made so far durable with one write and one fsync: the
+// appends of all writers waiting at that moment share it (group commit). Save
+// is Append then Sync. Nothing is reported durable (Sync returning, or
+// DurableIndex) before the fsync that covers it has returned.
+//
+// Safe for concurrent use.
+type Storage struct {
+	fs      FS
+	dir     string
+	segSize int64
+	mem     *raftcore.MemoryStorage
+
+	// syncMu serialises fsyncs and the snapshot calls; taken before mu.
+	syncMu sync.Mutex
+	// mu guards everything below it and the in-memory log's writes.
+	mu        sync.Mutex
+	segs      []segmentInfo // live segments in sequence order; the last is open
+	cur       File
+	curSize   int64  // bytes in the current segment, counting pending
+	pending   []byte // encoded records not yet written to the file
+	retired   []File // rotated-out segments, synced; closed by the next Sync
+	written   uint64 // number of appends so far (the last Ticket)
+	lastIndex uint64 // the log's last index after the last append
+	hs        raftcore.HardState
+	err       error // sticky: a failed write or sync
+	closed    bool
+
+	synced    atomic.Uint64 // highest Ticket known durable
+	durable   atomic.Uint64 // log's last index as of synced
+	fsyncs    atomic.Uint64
+	recovered Recovery
+}
+
+type segmentInfo struct {
+	seq, first uint64
+	name       string // base name
+}
+
+func segName(seq, first uint64) string { return fmt.Sprintf("%016x-%016x.wal", seq, first) }
+
+func parseSegName(name string) (seq, first uint64, ok bool) {
+	if len(name) != 37 || !strings.HasSuffix(name, ".wal") || name[16] != '-' {
+		return 0, 0, false
+	}
+	if _, err := fmt.Sscanf(name, "%016x-%016x.wal", &seq, &first); err != nil {
+		return 0, 0, false
+	}
+	return seq, first, true
+}
+
+// Recovery describes what Open found.
+type Recovery struct {
+	Segments      int    // WAL segments read
+	Entries       int    // log entries after the snapshot
+	SnapshotIndex uint64 // 0: none
+	// TornFile and TornOffset locate a torn tail that was cut off (a partial
+	// or damaged last record, left by a crash during a write); TornBytes is
+	// how much was cut. Empty when the WAL ended cleanly.
+	TornFile   string
+	TornOffset int64
+	TornBytes  int64
+}
+
+var _ raftcore.Storage = (*Storage)(nil)
+
+// Open opens the data directory dir, creating it if it does not exist, and
+// recovers its state: the newest snapshot, then every WAL record after it.
+// A torn tail is truncated (see Recovered). Any other damage is a
+// *RecoveryError and nothing is changed.
+func Open(dir string, opts Options) (*Storage, error) {
+	s := &Storage{fs: opts.FS, dir: dir, segSize: opts.SegmentSize}
+	if s.fs == nil {
+		s.fs = OSFS{}
+	}
+	if s.segSize <= 0 {
+		s.segSize = DefaultSegmentSize
+	}
+	if err := s.initDir(); err != nil {
+		return nil, err
+	}
+	if err := s.recover(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Storage) walPath(name string) string { return filepath.Join(s.dir, walDir, name) }
+
+// initDir checks the directory's format version, or lays out a new one. The
+// VERSION file is written last, so a crash while creating leaves empty
+// wal/ and snapshots/ folders that the next Open completes.
+func (s *Storage) initDir() error {
+	if err := s.fs.MkdirAll(s.dir); err != nil {
+		return fmt.Errorf("raftcore/disk: cannot create data directory %s: %w", s.dir, err)
+	}
+	vpath := filepath.Join(s.dir, versionFile)
+	ok, err := s.fs.Exists(vpath)
+	if err != nil {
+		return err
+	}
+	if ok {
+		b, err := s.fs.ReadFile(vpath)
+		if err != nil {
+			return err
+		}
+		var v int
+		if _, err := fmt.Sscanf(string(b), versionText, &v); err != nil {
+			return &RecoveryError{Kind: ErrNotDataDir, File: vpath, Offset: 0, What: fmt.Sprintf("unexpected content %q", firstLine(b)),
+				Fix: "point the node at its own data directory, or at an empty one to start a new member"}
+		}
+		if v != FormatVersion {
+			return &RecoveryError{Kind: ErrVersion, File: vpath, Offset: -1, What: fmt.Sprintf("the directory is in format %d, this build reads format %d", v, FormatVersion),
+				Fix: "run a raftlab build that reads that format, or remove the directory and add the node back as a new member"}
+		}
+		return nil
+	}
+	for _, sub := range []string{walDir, snapDir} {
+		p := filepath.Join(s.dir, sub)
+		if names, err := s.fs.ReadDir(p); err == nil && len(names) > 0 {
+			return &RecoveryError{Kind: ErrNotDataDir, File: vpath, Offset: -1, What: fmt.Sprintf("%s/ holds %d files but the VERSION file is missing", sub, len(names)),
+				Fix: "restore the VERSION file from a backup of this node (it reads \"" + strings.TrimSpace(fmt.Sprintf(versionText, FormatVersion)) + "\" in this format) or use another directory"}
+		}
+	}
+	for _, sub := range []string{walDir, snapDir} {
+		if err := s.fs.MkdirAll(filepath.Join(s.dir, sub)); err != nil {
+			return fmt.Errorf("raftcore/disk: cannot create %s: %w", filepath.Join(s.dir, sub), err)
+		}
+	}
+	if err := s.fs.SyncDir(s.dir); err != nil {
+		return &WriteError{Op: "sync directory", File: s.dir, Err: err}
+	}
+	if err := writeFileDurably(s.fs, vpath, fmt.Appendf(nil, versionText, FormatVersion)); err != nil {
+		return &WriteError{Op: "write", File: vpath, Err: err}
+	}
+	return nil
+}
+
+func firstLine(b []byte) string {
+	s := string(b)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return s
+}
+
+// Recovered reports what Open found.
+func (s *Storage) Recovered() Recovery { return s.recovered }
+
+// Dir returns the data directory.
+func (s *Storage) Dir() string { return s.dir }
+
+// --- raftcore.Storage: reads come from memory ---
+
+// InitialState implements raftcore.Storage.
+func (s *Storage) InitialState() (raftcore.HardState, error) { return s.mem.InitialState() }
+
+// Entries implements raftcore.Storage.
+func (s *Storage) Entries(lo, hi, maxSize uint64) ([]raftcore.Entry, error) {
+	return s.mem.Entries(lo, hi, maxSize)
+}
+
+// Term implements raftcore.Storage.
+func (s *Storage) Term(i uint64) (uint64, error) { return s.mem.Term(i) }
+
+// LastIndex implements raftcore.Storage.
+func (s *Storage) LastIndex() (uint64, error) { return s.mem.LastIndex() }
+
+// FirstIndex implements raftcore.Storage.
+func (s *Storage) FirstIndex() (uint64, error) { return s.mem.FirstIndex() }
+
+// Snapshot implements raftcore.Storage.
+func (s *Storage) Snapshot() (raftcore.Snapshot, error) { return s.mem.Snapshot() }
+
+// --- writes ---
+
+// usable returns why the storage cannot write, if it cannot. mu held.
+func (s *Storage) usable() error {
+	if s.closed {
+		return ErrClosed
+	}
+	return s.err
+}
+
+// fail makes err sticky. mu held.
+func (s *Storage) fail(op, file string, err error) error {
+	if s.err == nil {
+		s.err = &WriteError{Op: op, File: file, Err: err}
+	}
+	return s.err
+}
+
+// Err returns the sticky write error, if the storage has stopped.
+func (s *Storage) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Append adds hs (unless empty or unchanged) and ents to the log, truncating
+// any suffix that conflicts with ents[0] (a follower's log repaired by its
+// leader). It does not wait for the disk: pass the Ticket to Sync before
+// sending any message that depends on this state (Raft paper, Figure 2). The
+// entries are readable at once.
+//
+// Entries the log already holds are skipped. It refuses, writing nothing,
+// entries that leave a gap after the last index or that would replace an
+// entry the hard state already says is committed.
+func (s *Storage) Append(hs raftcore.HardState, ents []raftcore.Entry) (Ticket, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return 0, err
+	}
+	if len(ents) > 0 {
+		first, _ := s.mem.FirstIndex()
+		for len(ents) > 0 && ents[0].Index < first {
+			ents = ents[1:] // already covered by the snapshot
+		}
+		// Entries the log already holds (same index and term, hence the
+		// same entry by the Log Matching Property) are not written again.
+		for len(ents) > 0 && ents[0].Index <= s.lastIndex {
+			if t, err := s.mem.Term(ents[0].Index); err != nil || t != ents[0].Term {
+				break
+			}
+			ents = ents[1:]
+		}
+	}
+	if len(ents) > 0 {
+		for i := 1; i < len(ents); i++ {
+			if ents[i].Index != ents[i-1].Index+1 {
+				return 0, fmt.Errorf("raftcore/disk: append: entry %d follows entry %d", ents[i].Index, ents[i-1].Index)
+			}
+		}
+		at := ents[0].Index
+		if at > s.lastIndex+1 {
+			return 0, fmt.Errorf("raftcore/disk: append at index %d leaves a gap after the last index %d", at, s.lastIndex)
+		}
+		if at <= s.lastIndex && at <= s.hs.Commit {
+			return 0, fmt.Errorf("raftcore/disk: append at index %d would truncate committed entries (commit index %d)", at, s.hs.Commit)
+		}
+	}
+	if s.curSize >= s.segSize {
+		if err := s.rotate(); err != nil {
+			return 0, err
+		}
+	}
+	before := len(s.pending)
+	for i := range ents {
+		s.pending = appendEntry(s.pending, &ents[i])
+	}
+	if !hs.IsEmpty() && hs != s.hs {
+		s.pending = appendHardState(s.pending, hs)
+		s.hs = hs
+		s.mem.SetHardState(hs)
+	}
+	s.curSize += int64(len(s.pending) - before)
+	if len(ents) > 0 {
+		if err := s.mem.Append(ents); err != nil {
+			return 0, s.fail("append", s.dir, err) // checked above; cannot happen
+		}
+		s.lastIndex = ents[len(ents)-1].Index
+	}
+	s.written++
+	return Ticket(s.written), nil
+}
+
+// Sync returns once the append t and every append before it is durable. If
+// another caller's fsync is under way, it waits for it and then, if needed,
+// does one fsync for everything appended meanwhile.
+func (s *Storage) Sync(t Ticket) error {
+	if s.synced.Load() >= uint64(t) {
+		return nil
+	}
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	if s.synced.Load() >= uint64(t) {
+		return nil
+	}
+	s.mu.Lock()
+	if err := s.usable(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	target, last := s.written, s.lastIndex
+	retired := s.retired
+	s.retired = nil
+	f, name := s.cur, s.segs[len(s.segs)-1].name
+	if err := s.flush(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	for _, r := range retired {
+		r.Close() // synced at rotation; a close error loses nothing
+	}
+	// The fsync runs without mu: writers keep appending meanwhile, and the
+	// next Sync covers them.
+	if err := f.Sync(); err != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.fail("sync", s.walPath(name), err)
+	}
+	s.fsyncs.Add(1)
+	s.markSynced(target, last)
+	return nil
+}
+
+// Save appends hs and ents and waits until they are durable.
+func (s *Storage) Save(hs raftcore.HardState, ents []raftcore.Entry) error {
+	t, err := s.Append(hs, ents)
+	if err != nil {
+		return err
+	}
+	return s.Sync(t)
+}
+
+// DurableIndex returns the log's last index as of the last fsync: every
+// entry up to it (as the log stood then) survives a crash.
+func (s *Storage) DurableIndex() uint64 { return s.durable.Load() }
+
+// Fsyncs counts the WAL fsyncs done by Sync (for benchmarks and metrics).
+func (s *Storage) Fsyncs() uint64 { return s.fsyncs.Load() }
+
+func (s *Storage) markSynced(t, last uint64) {
+	for {
+		old := s.synced.Load()
+		if old >= t {
+			return
+		}
+		if s.synced.CompareAndSwap(old, t) {
+			s.durable.Store(last)
+			return
+		}
+	}
+}
+
+// flush hands the pending records to the operating system. mu held.
+func (s *Storage) flush() error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	if _, err := s.cur.Write(s.pending); err != nil {
+		// A partial write is a torn tail at the end of the last segment,
+		// which recovery truncates; writing more after it would bury it.
+		return s.fail("write", s.walPath(s.segs[len(s.segs)-1].name), err)
+	}
+	s.pending = s.pending[:0]
+	return nil
+}
+
+// rotate syncs and retires the current segment and starts the next, which
+// begins with a header and the current hard state, so that replay can start
+// from any segment once the ones before it are dropped. mu held.
+func (s *Storage) rotate() error {
+	if err := s.flush(); err != nil {
+		return err
+	}
+	old := s.segs[len(s.segs)-1]
+	// The old segment must be whole on disk before the next one exists:
+	// recovery treats damage in any segment but the last as corruption.
+	if err := s.cur.Sync(); err != nil {
+		return s.fail("sync", s.walPath(old.name), err)
+	}
+	s.markSynced(s.written, s.lastIndex)
+	s.retired = append(s.retired, s.cur)
+	s.cur = nil
+	return s.startSegment(old.seq+1, s.lastIndex+1)
+}
+
+// startSegment creates segment seq, whose first entry will be first. mu held.
+func (s *Storage) startSegment(seq, first uint64) error {
+	name := segName(seq, first)
+	path := s.walPath(name)
+	f, err := s.fs.Create(path)
+	if err != nil {
+		return s.fail("create segment", path, err)
+	}
+	buf := appendHeader(nil, segmentHeader{Version: FormatVersion, Seq: seq, FirstIndex: first})
+	if !s.hs.IsEmpty() {
+		buf = appendHardState(buf, s.hs)
+	}
+	if _, err := f.Write(buf); err != nil {
+		f.Close()
+		return s.fail("write", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return s.fail("sync", path, err)
+	}
+	if err := s.fs.SyncDir(filepath.Join(s.dir, walDir)); err != nil {
+		f.Close()
+		return s.fail("sync directory", filepath.Join(s.dir, walDir), err)
+	}
+	s.segs = append(s.segs, segmentInfo{seq: seq, first: first, name: name})
+	s.cur = f
+	s.curSize = int64(len(buf))
+	return nil
+}
+
+// Bootstrap writes the founding configuration of a new cluster, as
+// raftcore.Bootstrap does for a MemoryStorage, and makes it durable.
+func (s *Storage) Bootstrap(c raftcore.Config) error {
+	tmp := raftcore.NewMemoryStorage()
+	if err := raftcore.Bootstrap(tmp, c); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	empty := s.lastIndex == 0 && s.hs.IsEmpty()
+	s.mu.Unlock()
+	if !empty {
+		return fmt.Errorf("raftcore/disk: bootstrap of %s, which already holds a log", s.dir)
+	}
+	hs, _ := tmp.InitialState()
+	ents, _ := tmp.Entries(1, 2, 1<<20)
+	return s.Save(hs, ents)
+}
+
+// --- snapshots ---
+
+// CreateSnapshot records a durable snapshot of the application state at
+// index i (applied, so committed), taken in configuration cfg. Once the
+// snapshot file and the WAL's note of it are synced, older snapshot files and
+// the WAL segments that only hold entries up to i are removed. It does not
+// compact the in-memory log; Compact does.
+func (s *Storage) CreateSnapshot(i uint64, cfg raftcore.Config, data []byte) (raftcore.Snapshot, error) {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return raftcore.Snapshot{}, err
+	}
+	cur, _ := s.mem.Snapshot()
+	if i <= cur.Meta.Index {
+		return raftcore.Snapshot{}, raftcore.ErrSnapOutOfDate
+	}
+	term, err := s.mem.Term(i)
+	if err != nil {
+		return raftcore.Snapshot{}, fmt.Errorf("raftcore/disk: snapshot at %d: %w", i, err)
+	}
+	snap := raftcore.Snapshot{Meta: raftcore.SnapshotMeta{Index: i, Term: term, Config: cfg.Clone()}, Data: data}
+	if err := s.persistSnapshot(snap, false); err != nil {
+		return raftcore.Snapshot{}, err
+	}
+	if _, err := s.mem.CreateSnapshot(i, cfg, data); err != nil {
+		return raftcore.Snapshot{}, s.fail("snapshot", s.dir, err) // checked above
+	}
+	return snap, s.dropBefore(i)
+}
+
+// ApplySnapshot makes a snapshot received from the leader (Ready.Snapshot)
+// durable and replaces the log with it.
+func (s *Storage) ApplySnapshot(snap raftcore.Snapshot) error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.usable(); err != nil {
+		return err
+	}
+	cur, _ := s.mem.Snapshot()
+	if snap.Meta.Index <= cur.Meta.Index {
+		return raftcore.ErrSnapOutOfDate
+	}
+	if err := s.persistSnapshot(snap, true); err != nil {
+		return err
+	}
+	if err := s.mem.ApplySnapshot(snap); err != nil {
+		return s.fail("snapshot", s.dir, err) // checked above
+	}
+	s.lastIndex = snap.Meta.Index
+	return s.dropBefore(snap.Meta.Index)
+}
+
+// Compact drops in-memory entries before i (see raftcore.MemoryStorage);
+// the WAL is trimmed by the snapshot calls.
+func (s *Storage) Compact(i uint64) error { return s.mem.Compact(i) }
+
+// persistSnapshot writes the snapshot file durably (temporary name, sync,
+// rename, directory sync), then notes it in the WAL and syncs that, then
+// removes older snapshot files. syncMu and mu held.
+func (s *Storage) persistSnapshot(snap raftcore.Snapshot, replaces bool) error {
+	name := snapName(snap.Meta.Term, snap.Meta.Index)
+	path := s.snapPath(name)
+	if err := writeFileDurably(s.fs, path, encodeSnapshot(snap, replaces)); err != nil {
+		return s.fail("write snapshot", path, err)
+	}
+	s.pending = appendMarker(s.pending, snapshotMarker{Index: snap.Meta.Index, Term: snap.Meta.Term, Replaces: replaces})
+	s.curSize += int64(recordHeaderSize + 17)
+	s.written++
+	if err := s.flush(); err != nil {
+		return err
+	}
+	if err := s.cur.Sync(); err != nil {
+		return s.fail("sync", s.walPath(s.segs[len(s.segs)-1].name), err)
+	}
+	s.fsyncs.Add(1)
+	last := s.lastIndex
+	if replaces {
+		last = snap.Meta.Index
+	}
+	s.markSynced(s.written, last)
+	return s.pruneSnapshots(snap.Meta.Index)
+}
+
+// pruneSnapshots removes snapshot files older than index and leftover
+// temporary files. mu held.
+func (s *Storage) pruneSnapshots(index uint64) error {
+	dir := filepath.Join(s.dir, snapDir)
+	names, err := s.fs.ReadDir(dir)
+	if err != nil {
+		return s.fail("list", dir, err)
+	}
+	removed := false
+	for _, n := range names {
+		_, idx, ok := parseSnapName(n)
+		if (ok && idx < index) || strings.HasSuffix(n, ".snap.tmp") {
+			if err := s.fs.Remove(filepath.Join(dir, n)); err != nil {
+				return s.fail("remove", filepath.Join(dir, n), err)
+			}
+			removed = true
+		}
+	}
+	if removed {
+		if err := s.fs.SyncDir(dir); err != nil {
+			return s.fail("sync directory", dir, err)
+		}
+	}
+	return nil
+}
+
+// dropBefore removes the oldest segments whose entries are all covered by a
+// durable snapshot at index: segment k goes when segment k+1 starts at or
+// before index+1 (every entry written in k is below k+1's first index). The
+// current segment always stays. Oldest first, so a crash in between leaves
+// a contiguous run of segments. mu held.
+func (s *Storage) dropBefore(index uint64) error {
+	n := 0
+	for n+1 < len(s.segs) && s.segs[n+1].first <= index+1 {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	for _, seg := range s.segs[:n] {
+		if err := s.fs.Remove(s.walPath(seg.name)); err != nil {
+			return s.fail("remove", s.walPath(seg.name), err)
+		}
+	}
+	s.segs = append(s.segs[:0], s.segs[n:]...)
+	if err := s.fs.SyncDir(filepath.Join(s.dir, walDir)); err != nil {
+		return s.fail("sync directory", filepath.Join(s.dir, walDir), err)
+	}
+	return nil
+}
+
+// Close makes everything appended durable and closes the files.
+func (s *Storage) Close() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	var err error
+	if s.err == nil {
+		if err = s.flush(); err == nil {
+			if serr := s.cur.Sync(); serr != nil {
+				err = s.fail("sync", s.walPath(s.segs[len(s.segs)-1].name), serr)
+			} else {
+				s.markSynced(s.written, s.lastIndex)
+			}
+		}
+	}
+	for _, f := range append(s.retired, s.cur) {
+		if f != nil {
+			f.Close()
+		}
+	}
+	s.retired, s.cur, s.closed = nil, nil, true
+	return err
+}
+
+// Segments lists the WAL segment file names, oldest first (for tests and
+// operators).
+func (s *Storage) Segments() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, len(s.segs))
+	for i, seg := range s.segs {
+		out[i] = seg.name
+	}
+	return out
+}
+
+// sortSegs orders segments by sequence number.
+func sortSegs(segs []segmentInfo) {
+	sort.Slice(segs, func(i, j int) bool { return segs[i].seq < segs[j].seq })
+}
