@@ -28,7 +28,7 @@ lint:
 	$(GOBIN)/staticcheck $(PKGS)
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/ ./raftcore/disk/
 
 demo:
 	$(GO) run ./cmd/raftcore-demo

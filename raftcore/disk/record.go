@@ -47,9 +47,9 @@ var (
 	errTooLarge    = errors.New("record length beyond the maximum")
 )
 
-// appendRecord frames payload (already appended to buf at buf[start+9:]) in
-// place: the caller reserves the header with beginRecord and calls
-// finishRecord once the payload is written, so encoding allocates nothing.
+// beginRecord reserves a record header at the end of buf; the caller appends
+// the payload and calls finishRecord, which fills the header in place, so
+// encoding into a reused buffer allocates nothing.
 func beginRecord(buf []byte) ([]byte, int) {
 	start := len(buf)
 	return append(buf, make([]byte, recordHeaderSize)...), start

@@ -82,14 +82,17 @@ func (r *replay) marker(m snapshotMarker) string {
 			return fmt.Sprintf("snapshot at %d has term %d but the log's entry %d has term %d", m.Index, m.Term, m.Index, t)
 		}
 		r.ents = append(r.ents[:0], r.ents[m.Index-first+1:]...)
+	case !r.anchored:
+		// Replay began at a segment whose predecessors were dropped, and
+		// this older snapshot does not tie down the log we hold (entries
+		// after it may have been in a dropped segment): it anchors nothing.
+		// The newest snapshot is checked against the log at the end.
+		return ""
 	case len(r.ents) == 0 || m.Index > r.last():
 		r.ents = r.ents[:0]
-	case m.Index+1 == first:
-		// The log continues the snapshot exactly.
 	default:
-		// m.Index < first-1: an older snapshot than the log we hold, seen
-		// while unanchored; the log does not connect to it, so it anchors
-		// nothing. The newest snapshot is checked against the log at the end.
+		// Anchored, and the log starts after m.Index: it continues the
+		// snapshot (m.Index == base) or an older one was noted again.
 		return ""
 	}
 	r.base, r.anchored = m, true
@@ -164,6 +167,7 @@ func (s *Storage) recover() error {
 	// The newest snapshot file is the log's base. Older ones are left from
 	// a crash before pruning.
 	var snap raftcore.Snapshot
+	var missingMarker *snapshotMarker
 	if len(snapFiles) > 0 {
 		newest := snapFiles[len(snapFiles)-1]
 		path := s.snapPath(newest.name)
@@ -183,9 +187,11 @@ func (s *Storage) recover() error {
 		if r.lastMarker == nil || r.lastMarker.Index < snap.Meta.Index {
 			// The crash came after the file was durable, before the WAL
 			// noted it: apply it now, as the marker would have.
-			if what := r.marker(snapshotMarker{Index: snap.Meta.Index, Term: snap.Meta.Term, Replaces: replaces}); what != "" {
+			m := snapshotMarker{Index: snap.Meta.Index, Term: snap.Meta.Term, Replaces: replaces}
+			if what := r.marker(m); what != "" {
 				return &RecoveryError{Kind: ErrCorrupt, File: path, Offset: -1, What: what, Fix: fixRestoreOrRejoin}
 			}
+			missingMarker = &m
 		}
 	}
 	if m := r.lastMarker; m != nil && (snap.Meta.Index < m.Index || (snap.Meta.Index == m.Index && snap.Meta.Term != m.Term)) {
@@ -255,6 +261,14 @@ func (s *Storage) recover() error {
 			return err
 		}
 		s.segs, s.cur, s.curSize = segs, f, int64(len(data))
+	}
+	if missingMarker != nil {
+		// Write the marker the crash prevented, so that entries appended
+		// from now on replay after the snapshot, not after the old log.
+		s.pending = appendMarker(s.pending, *missingMarker)
+		if err := s.syncCurrent(); err != nil {
+			return err
+		}
 	}
 	s.durable.Store(last)
 	if err := s.pruneSnapshots(snap.Meta.Index); err != nil {

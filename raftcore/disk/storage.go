@@ -53,23 +53,24 @@ type Storage struct {
 	segSize int64
 	mem     *raftcore.MemoryStorage
 
-	// syncMu serialises fsyncs and the snapshot calls; taken before mu.
-	syncMu sync.Mutex
-	// mu guards everything below it and the in-memory log's writes.
+	// mu guards everything below it and the in-memory log's writes. The
+	// snapshot calls hold it throughout; Sync releases it for the fsync.
 	mu        sync.Mutex
+	syncing   bool          // an fsync runs outside mu
+	syncDone  sync.Cond     // signalled (with mu) when it ends
 	segs      []segmentInfo // live segments in sequence order; the last is open
 	cur       File
 	curSize   int64  // bytes in the current segment, counting pending
 	pending   []byte // encoded records not yet written to the file
-	retired   []File // rotated-out segments, synced; closed by the next Sync
+	retired   []File // rotated-out segments, synced; closed after the running fsync
 	written   uint64 // number of appends so far (the last Ticket)
 	lastIndex uint64 // the log's last index after the last append
 	hs        raftcore.HardState
 	err       error // sticky: a failed write or sync
 	closed    bool
 
-	synced    atomic.Uint64 // highest Ticket known durable
-	durable   atomic.Uint64 // log's last index as of synced
+	synced    atomic.Uint64 // highest Ticket known durable (written under mu)
+	durable   atomic.Uint64 // log's last index as of synced (written under mu)
 	fsyncs    atomic.Uint64
 	recovered Recovery
 }
@@ -112,6 +113,7 @@ var _ raftcore.Storage = (*Storage)(nil)
 // *RecoveryError and nothing is changed.
 func Open(dir string, opts Options) (*Storage, error) {
 	s := &Storage{fs: opts.FS, dir: dir, segSize: opts.SegmentSize}
+	s.syncDone.L = &s.mu
 	if s.fs == nil {
 		s.fs = OSFS{}
 	}
@@ -310,40 +312,51 @@ func (s *Storage) Append(hs raftcore.HardState, ents []raftcore.Entry) (Ticket, 
 	return Ticket(s.written), nil
 }
 
-// Sync returns once the append t and every append before it is durable. If
-// another caller's fsync is under way, it waits for it and then, if needed,
-// does one fsync for everything appended meanwhile.
+// Sync returns once the append t and every append before it is durable.
+// Group commit: one caller at a time runs an fsync, outside the lock, for
+// everything appended until it started; the others wait, and when it ends
+// they all wake at once, those it covered return, and one of the rest starts
+// the next fsync for everything appended meanwhile.
 func (s *Storage) Sync(t Ticket) error {
 	if s.synced.Load() >= uint64(t) {
 		return nil
 	}
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
-	if s.synced.Load() >= uint64(t) {
-		return nil
-	}
 	s.mu.Lock()
-	if err := s.usable(); err != nil {
-		s.mu.Unlock()
-		return err
+	defer s.mu.Unlock()
+	for s.synced.Load() < uint64(t) {
+		if err := s.usable(); err != nil {
+			return err
+		}
+		if s.syncing {
+			s.syncDone.Wait()
+			continue
+		}
+		if err := s.syncOnce(); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// syncOnce writes what is pending and fsyncs it, releasing mu during the
+// fsync so that writers keep appending. mu held.
+func (s *Storage) syncOnce() error {
 	target, last := s.written, s.lastIndex
-	retired := s.retired
-	s.retired = nil
-	f, name := s.cur, s.segs[len(s.segs)-1].name
 	if err := s.flush(); err != nil {
-		s.mu.Unlock()
 		return err
 	}
+	f, name := s.cur, s.segs[len(s.segs)-1].name
+	s.syncing = true
 	s.mu.Unlock()
-	for _, r := range retired {
-		r.Close() // synced at rotation; a close error loses nothing
+	err := f.Sync()
+	s.mu.Lock()
+	s.syncing = false
+	s.syncDone.Broadcast()
+	for _, r := range s.retired {
+		r.Close() // synced when it was rotated out; closing loses nothing
 	}
-	// The fsync runs without mu: writers keep appending meanwhile, and the
-	// next Sync covers them.
-	if err := f.Sync(); err != nil {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+	s.retired = nil
+	if err != nil {
 		return s.fail("sync", s.walPath(name), err)
 	}
 	s.fsyncs.Add(1)
@@ -367,16 +380,11 @@ func (s *Storage) DurableIndex() uint64 { return s.durable.Load() }
 // Fsyncs counts the WAL fsyncs done by Sync (for benchmarks and metrics).
 func (s *Storage) Fsyncs() uint64 { return s.fsyncs.Load() }
 
+// markSynced records that appends up to t are durable. mu held.
 func (s *Storage) markSynced(t, last uint64) {
-	for {
-		old := s.synced.Load()
-		if old >= t {
-			return
-		}
-		if s.synced.CompareAndSwap(old, t) {
-			s.durable.Store(last)
-			return
-		}
+	if t > s.synced.Load() {
+		s.synced.Store(t)
+		s.durable.Store(last)
 	}
 }
 
@@ -469,10 +477,9 @@ func (s *Storage) Bootstrap(c raftcore.Config) error {
 // the WAL segments that only hold entries up to i are removed. It does not
 // compact the in-memory log; Compact does.
 func (s *Storage) CreateSnapshot(i uint64, cfg raftcore.Config, data []byte) (raftcore.Snapshot, error) {
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.waitSyncing()
 	if err := s.usable(); err != nil {
 		return raftcore.Snapshot{}, err
 	}
@@ -497,10 +504,9 @@ func (s *Storage) CreateSnapshot(i uint64, cfg raftcore.Config, data []byte) (ra
 // ApplySnapshot makes a snapshot received from the leader (Ready.Snapshot)
 // durable and replaces the log with it.
 func (s *Storage) ApplySnapshot(snap raftcore.Snapshot) error {
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.waitSyncing()
 	if err := s.usable(); err != nil {
 		return err
 	}
@@ -514,7 +520,6 @@ func (s *Storage) ApplySnapshot(snap raftcore.Snapshot) error {
 	if err := s.mem.ApplySnapshot(snap); err != nil {
 		return s.fail("snapshot", s.dir, err) // checked above
 	}
-	s.lastIndex = snap.Meta.Index
 	return s.dropBefore(snap.Meta.Index)
 }
 
@@ -522,10 +527,24 @@ func (s *Storage) ApplySnapshot(snap raftcore.Snapshot) error {
 // the WAL is trimmed by the snapshot calls.
 func (s *Storage) Compact(i uint64) error { return s.mem.Compact(i) }
 
+// waitSyncing waits until no fsync runs outside mu, so that the caller can
+// use and retire the current segment alone. mu held.
+func (s *Storage) waitSyncing() {
+	for s.syncing {
+		s.syncDone.Wait()
+	}
+}
+
 // persistSnapshot writes the snapshot file durably (temporary name, sync,
 // rename, directory sync), then notes it in the WAL and syncs that, then
-// removes older snapshot files. syncMu and mu held.
+// removes older snapshot files. mu held, no fsync running.
 func (s *Storage) persistSnapshot(snap raftcore.Snapshot, replaces bool) error {
+	// First make every earlier append durable, so that the snapshot never
+	// overtakes the log: recovery returns the WAL up to some record, then
+	// at most one snapshot more.
+	if err := s.syncCurrent(); err != nil {
+		return err
+	}
 	name := snapName(snap.Meta.Term, snap.Meta.Index)
 	path := s.snapPath(name)
 	if err := writeFileDurably(s.fs, path, encodeSnapshot(snap, replaces)); err != nil {
@@ -534,6 +553,18 @@ func (s *Storage) persistSnapshot(snap raftcore.Snapshot, replaces bool) error {
 	s.pending = appendMarker(s.pending, snapshotMarker{Index: snap.Meta.Index, Term: snap.Meta.Term, Replaces: replaces})
 	s.curSize += int64(recordHeaderSize + 17)
 	s.written++
+	if replaces {
+		s.lastIndex = snap.Meta.Index
+	}
+	if err := s.syncCurrent(); err != nil {
+		return err
+	}
+	return s.pruneSnapshots(snap.Meta.Index)
+}
+
+// syncCurrent writes what is pending and fsyncs the current segment. mu
+// held.
+func (s *Storage) syncCurrent() error {
 	if err := s.flush(); err != nil {
 		return err
 	}
@@ -541,12 +572,8 @@ func (s *Storage) persistSnapshot(snap raftcore.Snapshot, replaces bool) error {
 		return s.fail("sync", s.walPath(s.segs[len(s.segs)-1].name), err)
 	}
 	s.fsyncs.Add(1)
-	last := s.lastIndex
-	if replaces {
-		last = snap.Meta.Index
-	}
-	s.markSynced(s.written, last)
-	return s.pruneSnapshots(snap.Meta.Index)
+	s.markSynced(s.written, s.lastIndex)
+	return nil
 }
 
 // pruneSnapshots removes snapshot files older than index and leftover
@@ -602,22 +629,15 @@ func (s *Storage) dropBefore(index uint64) error {
 
 // Close makes everything appended durable and closes the files.
 func (s *Storage) Close() error {
-	s.syncMu.Lock()
-	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.waitSyncing()
 	if s.closed {
 		return ErrClosed
 	}
 	var err error
 	if s.err == nil {
-		if err = s.flush(); err == nil {
-			if serr := s.cur.Sync(); serr != nil {
-				err = s.fail("sync", s.walPath(s.segs[len(s.segs)-1].name), serr)
-			} else {
-				s.markSynced(s.written, s.lastIndex)
-			}
-		}
+		err = s.syncCurrent()
 	}
 	for _, f := range append(s.retired, s.cur) {
 		if f != nil {

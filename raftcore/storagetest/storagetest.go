@@ -74,7 +74,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("append-and-read", func(t *testing.T) {
 		s := h.New(t)
 		must(t, s.Save(raftcore.HardState{Term: 2, Vote: "a", Commit: 3}, ents(1, 1, 10)))
-		s = check(t, s, func(s Storage) {
+		check(t, s, func(s Storage) {
 			expectBounds(t, s, 1, 10)
 			if hs, _ := s.InitialState(); hs != (raftcore.HardState{Term: 2, Vote: "a", Commit: 3}) {
 				t.Fatalf("InitialState = %+v", hs)
@@ -99,7 +99,7 @@ func Run(t *testing.T, h Harness) {
 		s := h.New(t)
 		must(t, s.Save(raftcore.HardState{Term: 1, Commit: 2}, ents(1, 1, 10)))
 		must(t, s.Save(raftcore.HardState{Term: 2, Commit: 2}, ents(2, 6, 8)))
-		s = check(t, s, func(s Storage) {
+		check(t, s, func(s Storage) {
 			expectBounds(t, s, 1, 8)
 			got, err := s.Entries(1, 9, 1<<20)
 			must(t, err)
