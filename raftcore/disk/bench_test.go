@@ -52,7 +52,7 @@ func benchWAL(b *testing.B, writers int, batched bool) {
 	close(work)
 	b.SetBytes(128)
 	b.ResetTimer()
-	start, fsyncs0 := time.Now(), s.Fsyncs()
+	start, fsyncs0, fsyncTime0 := time.Now(), s.Fsyncs(), s.FsyncTime()
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := 0; w < writers; w++ {
@@ -93,5 +93,7 @@ func benchWAL(b *testing.B, writers int, batched bool) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed, "entries/s")
 	b.ReportMetric(float64(s.Fsyncs()-fsyncs0)/elapsed, "fsyncs/s")
-	b.ReportMetric(float64(b.N)/float64(max(1, s.Fsyncs()-fsyncs0)), "entries/fsync")
+	n := max(1, s.Fsyncs()-fsyncs0)
+	b.ReportMetric(float64(b.N)/float64(n), "entries/fsync")
+	b.ReportMetric(float64((s.FsyncTime()-fsyncTime0).Microseconds())/float64(n), "µs/fsync")
 }

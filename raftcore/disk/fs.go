@@ -2,7 +2,6 @@ package disk
 
 import (
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -23,8 +22,8 @@ type FS interface {
 	ReadDir(dir string) ([]string, error)
 	// Create creates (or truncates) a file for writing.
 	Create(name string) (File, error)
-	// OpenAppend opens an existing file for writing at its end.
-	OpenAppend(name string) (File, error)
+	// OpenFile opens an existing file for writing.
+	OpenFile(name string) (File, error)
 	// ReadFile returns a whole file.
 	ReadFile(name string) ([]byte, error)
 	// Rename renames a file, replacing newname.
@@ -41,7 +40,8 @@ type FS interface {
 
 // File is a file open for writing.
 type File interface {
-	io.Writer
+	// WriteAt writes p at offset off, extending the file if needed.
+	WriteAt(p []byte, off int64) (int, error)
 	// Sync makes everything written so far durable (fsync).
 	Sync() error
 	Close() error
@@ -74,9 +74,9 @@ func (OSFS) Create(name string) (File, error) {
 	return os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 }
 
-// OpenAppend implements FS.
-func (OSFS) OpenAppend(name string) (File, error) {
-	return os.OpenFile(name, os.O_APPEND|os.O_WRONLY, 0o644)
+// OpenFile implements FS.
+func (OSFS) OpenFile(name string) (File, error) {
+	return os.OpenFile(name, os.O_WRONLY, 0o644)
 }
 
 // ReadFile implements FS.
@@ -136,7 +136,7 @@ func writeFileDurably(fs FS, name string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
+	if _, err := f.WriteAt(data, 0); err != nil {
 		f.Close()
 		return err
 	}

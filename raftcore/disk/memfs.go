@@ -22,7 +22,8 @@ var ErrCrashed = errors.New("disk: simulated crash: the machine is down")
 // into what a disk would show after power loss: files whose name was never
 // made durable vanish, renames and removals not followed by SyncDir are undone,
 // and each file keeps its synced prefix plus, at random, none, all, or a part
-// of its unsynced tail cut at a random byte (a torn write).
+// of its unsynced writes, in the order they were made, the last one kept
+// cut at a random byte (a torn write).
 //
 // It also injects faults: a capacity after which writes fail with ENOSPC
 // (writing as much as fits first, as a real disk does), and a countdown after
@@ -45,8 +46,55 @@ type MemFS struct {
 }
 
 type memInode struct {
-	data   []byte
-	synced int
+	data []byte
+	// undo holds, for every write since the last Sync, what it overwrote:
+	// a crash keeps a prefix of those writes (the last one perhaps torn)
+	// and undoes the rest.
+	undo []memWrite
+}
+
+type memWrite struct {
+	off    int
+	old    []byte // the bytes the write replaced (within the old length)
+	n      int    // bytes written
+	oldLen int    // the file's length before the write
+}
+
+// crashKeep returns the inode's content after a crash that keeps the first
+// keep bytes of its unsynced writes (in write order).
+func (ino *memInode) crashKeep(keep int) []byte {
+	data := append([]byte(nil), ino.data...)
+	// Undo from the newest write back; a write is undone from byte cut on.
+	total := 0
+	cuts := make([]int, len(ino.undo))
+	for i, w := range ino.undo {
+		cuts[i] = min(w.n, max(0, keep-total))
+		total += w.n
+	}
+	for i := len(ino.undo) - 1; i >= 0; i-- {
+		w, cut := ino.undo[i], cuts[i]
+		if cut == w.n {
+			continue
+		}
+		// Restore the overwritten bytes from cut on, then the length.
+		for j := cut; j < w.n; j++ {
+			if j < len(w.old) {
+				data[w.off+j] = w.old[j]
+			}
+		}
+		if newLen := max(w.oldLen, w.off+cut); newLen < len(data) {
+			data = data[:newLen]
+		}
+	}
+	return data
+}
+
+func (ino *memInode) unsynced() int {
+	n := 0
+	for _, w := range ino.undo {
+		n += w.n
+	}
+	return n
 }
 
 // NewMemFS returns an empty file system.
@@ -83,17 +131,17 @@ func (m *MemFS) Crash(rng *rand.Rand) {
 			files[name] = n
 			continue
 		}
-		keep := ino.synced
-		if tail := len(ino.data) - ino.synced; tail > 0 {
+		keep := 0
+		if tail := ino.unsynced(); tail > 0 {
 			switch rng.IntN(3) {
 			case 0: // lost
 			case 1: // all reached the disk
-				keep = len(ino.data)
+				keep = tail
 			default: // torn at a random byte
-				keep += rng.IntN(tail + 1)
+				keep = rng.IntN(tail + 1)
 			}
 		}
-		n := &memInode{data: append([]byte(nil), ino.data[:keep]...), synced: keep}
+		n := &memInode{data: ino.crashKeep(keep)}
 		seen[ino] = n
 		files[name] = n
 	}
@@ -193,8 +241,8 @@ func (m *MemFS) Create(name string) (File, error) {
 	return &memFile{fs: m, ino: ino, name: name, gen: m.gen}, nil
 }
 
-// OpenAppend implements FS.
-func (m *MemFS) OpenAppend(name string) (File, error) {
+// OpenFile implements FS.
+func (m *MemFS) OpenFile(name string) (File, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.crashed {
@@ -271,9 +319,7 @@ func (m *MemFS) Truncate(name string, size int64) error {
 	if int(size) < len(ino.data) {
 		ino.data = ino.data[:size]
 	}
-	if ino.synced > len(ino.data) {
-		ino.synced = len(ino.data)
-	}
+	ino.undo = nil // durable, with the writes before it (OSFS syncs the file)
 	return nil
 }
 
@@ -357,7 +403,7 @@ func (m *MemFS) WriteFile(name string, data []byte) {
 	for d := filepath.Dir(name); !m.dirs[d]; d = filepath.Dir(d) {
 		m.dirs[d] = true
 	}
-	ino := &memInode{data: append([]byte(nil), data...), synced: len(data)}
+	ino := &memInode{data: append([]byte(nil), data...)}
 	m.files[name] = ino
 	m.durable[name] = ino
 }
@@ -388,7 +434,21 @@ func (f *memFile) check(op string) error {
 	return nil
 }
 
-func (f *memFile) Write(p []byte) (int, error) {
+// write applies p at off, recording what it replaced. m.mu held.
+func (f *memFile) write(p []byte, off int) {
+	ino := f.ino
+	w := memWrite{off: off, n: len(p), oldLen: len(ino.data)}
+	if off < len(ino.data) {
+		w.old = append([]byte(nil), ino.data[off:min(len(ino.data), off+len(p))]...)
+	}
+	if end := off + len(p); end > len(ino.data) {
+		ino.data = append(ino.data, make([]byte, end-len(ino.data))...)
+	}
+	copy(ino.data[off:], p)
+	ino.undo = append(ino.undo, w)
+}
+
+func (f *memFile) WriteAt(p []byte, off int64) (int, error) {
 	m := f.fs
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -398,11 +458,11 @@ func (f *memFile) Write(p []byte) (int, error) {
 	if m.crashed {
 		return 0, ErrCrashed
 	}
-	if m.countdown > 0 && m.countdown == 1 && len(p) > 0 {
+	if m.countdown == 1 && len(p) > 0 {
 		// The crash lands in the middle of this write: part of it reaches
 		// the page cache (and may reach the disk, or be torn, at Recover).
 		cut := len(p) / 2
-		f.ino.data = append(f.ino.data, p[:cut]...)
+		f.write(p[:cut], int(off))
 		m.tick()
 		return cut, ErrCrashed
 	}
@@ -410,15 +470,15 @@ func (f *memFile) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	if m.capacity > 0 {
-		if room := m.capacity - m.used(); room < int64(len(p)) {
-			if room < 0 {
-				room = 0
-			}
-			f.ino.data = append(f.ino.data, p[:room]...)
-			return int(room), &fs.PathError{Op: "write", Path: f.name, Err: syscall.ENOSPC}
+		grow := int64(off) + int64(len(p)) - int64(len(f.ino.data))
+		if room := m.capacity - m.used(); grow > room {
+			fit := max(0, int64(len(f.ino.data))+room-off)
+			fit = min(fit, int64(len(p)))
+			f.write(p[:fit], int(off))
+			return int(fit), &fs.PathError{Op: "write", Path: f.name, Err: syscall.ENOSPC}
 		}
 	}
-	f.ino.data = append(f.ino.data, p...)
+	f.write(p, int(off))
 	return len(p), nil
 }
 
@@ -435,7 +495,7 @@ func (f *memFile) Sync() error {
 	if m.failSync != nil {
 		return m.failSync
 	}
-	f.ino.synced = len(f.ino.data)
+	f.ino.undo = nil
 	return nil
 }
 
@@ -462,7 +522,7 @@ func (m *MemFS) String() string {
 	for _, n := range names {
 		ino := m.files[n]
 		_, durable := m.durable[n]
-		fmt.Fprintf(&b, "%s len=%d synced=%d durable-name=%v\n", n, len(ino.data), ino.synced, durable)
+		fmt.Fprintf(&b, "%s len=%d unsynced=%d durable-name=%v\n", n, len(ino.data), ino.unsynced(), durable)
 	}
 	return b.String()
 }

@@ -77,12 +77,14 @@ func decodeRecord(b []byte) (recordType, []byte, int, error) {
 	if len(b) < size {
 		return 0, nil, 0, errShortRecord
 	}
-	if crc32.Checksum(b[4:size], castagnoli) != binary.LittleEndian.Uint32(b) {
-		return 0, nil, 0, errBadCRC
-	}
+	// The type is checked before the CRC: scanning a zero-filled region
+	// (the preallocated rest of a segment) then costs no checksum.
 	t := recordType(b[8])
 	if t == recInvalid || t >= recTypeCount {
 		return 0, nil, 0, errBadType
+	}
+	if crc32.Checksum(b[4:size], castagnoli) != binary.LittleEndian.Uint32(b) {
+		return 0, nil, 0, errBadCRC
 	}
 	return t, b[recordHeaderSize:size], size, nil
 }
@@ -93,6 +95,9 @@ func decodeRecord(b []byte) (recordType, []byte, int, error) {
 // the log (intact records follow: refuse to start rather than drop them).
 func validRecordAfter(b []byte, from int) bool {
 	for off := from + 1; off+recordHeaderSize <= len(b); off++ {
+		if t := b[off+8]; t == byte(recInvalid) || t >= byte(recTypeCount) {
+			continue
+		}
 		if _, _, _, err := decodeRecord(b[off:]); err == nil {
 			return true
 		}
@@ -204,4 +209,21 @@ func decodeMarker(p []byte) (snapshotMarker, error) {
 		Term:     binary.LittleEndian.Uint64(p[8:]),
 		Replaces: p[16] == 1,
 	}, nil
+}
+
+// allZero reports whether b holds only zero bytes: the unused, preallocated
+// rest of a segment.
+func allZero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -109,6 +109,7 @@ func (s *Storage) recover() error {
 		return err
 	}
 	var r replay
+	var tailOff int64 // where the records of the last segment end
 	for i := 0; i < len(segs); i++ {
 		seg := segs[i]
 		path := s.walPath(seg.name)
@@ -123,6 +124,18 @@ func (s *Storage) recover() error {
 			if derr == nil && off == 0 && t != recHeader {
 				derr = errors.New("the first record is not a segment header")
 			}
+			if derr != nil && isLast && allZero(data[off:]) {
+				// The preallocated rest of the last segment: a clean end.
+				if off == 0 {
+					// Created but never written: the crash came while the
+					// segment was being made. Go on with the one before.
+					if err := s.removeSegment(path); err != nil {
+						return err
+					}
+					segs = segs[:i]
+				}
+				break
+			}
 			if derr != nil {
 				if !isLast || validRecordAfter(data, off) {
 					intact := "intact records follow it"
@@ -134,15 +147,16 @@ func (s *Storage) recover() error {
 				}
 				// A torn tail: the crash cut the last write. Nothing after
 				// it was ever synced (a sync covers a whole prefix).
-				s.recovered.TornFile, s.recovered.TornOffset, s.recovered.TornBytes = path, int64(off), int64(len(data)-off)
+				end := len(data)
+				for end > off && data[end-1] == 0 {
+					end-- // the preallocated zeros after it are no part of it
+				}
+				s.recovered.TornFile, s.recovered.TornOffset, s.recovered.TornBytes = path, int64(off), int64(end-off)
 				if off == 0 {
 					// Not even a header: the crash came while creating the
 					// segment. The one before it is whole; go on with it.
-					if err := s.fs.Remove(path); err != nil {
-						return fmt.Errorf("raftcore/disk: removing torn segment %s: %w", path, err)
-					}
-					if err := s.fs.SyncDir(filepath.Join(s.dir, walDir)); err != nil {
-						return fmt.Errorf("raftcore/disk: syncing %s: %w", filepath.Join(s.dir, walDir), err)
+					if err := s.removeSegment(path); err != nil {
+						return err
 					}
 					segs = segs[:i]
 				} else if err := s.fs.Truncate(path, int64(off)); err != nil {
@@ -161,6 +175,7 @@ func (s *Storage) recover() error {
 			}
 			off += n
 		}
+		tailOff = int64(off)
 	}
 	s.recovered.Segments = len(segs)
 
@@ -247,20 +262,21 @@ func (s *Storage) recover() error {
 	} else {
 		tail := segs[len(segs)-1]
 		path := s.walPath(tail.name)
-		f, err := s.fs.OpenAppend(path)
+		f, err := s.fs.OpenFile(path)
 		if err != nil {
 			return fmt.Errorf("raftcore/disk: opening %s: %w", path, err)
+		}
+		// Zero-fill up to the segment size again (a torn tail was cut
+		// off, or the segment size grew).
+		if err := preallocate(f, tailOff, s.segSize); err != nil {
+			f.Close()
+			return &WriteError{Op: "preallocate", File: path, Err: err}
 		}
 		if err := f.Sync(); err != nil {
 			f.Close()
 			return &WriteError{Op: "sync", File: path, Err: err}
 		}
-		data, err := s.fs.ReadFile(path)
-		if err != nil {
-			f.Close()
-			return err
-		}
-		s.segs, s.cur, s.curSize = segs, f, int64(len(data))
+		s.segs, s.cur, s.curSize, s.curOff = segs, f, tailOff, tailOff
 	}
 	if missingMarker != nil {
 		// Write the marker the crash prevented, so that entries appended
@@ -363,4 +379,15 @@ func (s *Storage) listSegments() ([]segmentInfo, error) {
 		}
 	}
 	return segs, nil
+}
+
+// removeSegment removes an empty last segment, durably.
+func (s *Storage) removeSegment(path string) error {
+	if err := s.fs.Remove(path); err != nil {
+		return fmt.Errorf("raftcore/disk: removing the unfinished segment %s: %w", path, err)
+	}
+	if err := s.fs.SyncDir(filepath.Join(s.dir, walDir)); err != nil {
+		return fmt.Errorf("raftcore/disk: syncing %s: %w", filepath.Join(s.dir, walDir), err)
+	}
+	return nil
 }

@@ -3,10 +3,12 @@ package disk
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/raftlab/raftlab/raftcore"
 )
@@ -20,8 +22,10 @@ const (
 	walDir      = "wal"
 	snapDir     = "snapshots"
 	versionText = "raftlab data directory, format %d\n"
-	// DefaultSegmentSize is the size at which a WAL segment is rotated.
-	DefaultSegmentSize = 64 << 20
+	// DefaultSegmentSize is the size of a WAL segment: each is zero-filled
+	// to this size when created, and the WAL moves on to a new one once its
+	// records fill it.
+	DefaultSegmentSize = 16 << 20
 )
 
 // Options configure Open.
@@ -60,7 +64,8 @@ type Storage struct {
 	syncDone  sync.Cond     // signalled (with mu) when it ends
 	segs      []segmentInfo // live segments in sequence order; the last is open
 	cur       File
-	curSize   int64  // bytes in the current segment, counting pending
+	curSize   int64  // bytes of records in the current segment, counting pending
+	curOff    int64  // bytes of records written to the current segment's file
 	pending   []byte // encoded records not yet written to the file
 	retired   []File // rotated-out segments, synced; closed after the running fsync
 	written   uint64 // number of appends so far (the last Ticket)
@@ -69,10 +74,13 @@ type Storage struct {
 	err       error // sticky: a failed write or sync
 	closed    bool
 
-	synced    atomic.Uint64 // highest Ticket known durable (written under mu)
-	durable   atomic.Uint64 // log's last index as of synced (written under mu)
-	fsyncs    atomic.Uint64
-	recovered Recovery
+	synced  atomic.Uint64 // highest Ticket known durable (written under mu)
+	durable atomic.Uint64 // log's last index as of synced (written under mu)
+	fsyncs  atomic.Uint64
+	// fsyncNanos is the time spent in the fsyncs of Sync (not the lock
+	// waits around them), for the fsync latency metric.
+	fsyncNanos atomic.Int64
+	recovered  Recovery
 }
 
 type segmentInfo struct {
@@ -99,7 +107,8 @@ type Recovery struct {
 	SnapshotIndex uint64 // 0: none
 	// TornFile and TornOffset locate a torn tail that was cut off (a partial
 	// or damaged last record, left by a crash during a write); TornBytes is
-	// how much was cut. Empty when the WAL ended cleanly.
+	// how many bytes it had, up to the last non-zero one. Empty when the
+	// WAL ended cleanly.
 	TornFile   string
 	TornOffset int64
 	TornBytes  int64
@@ -323,12 +332,24 @@ func (s *Storage) Sync(t Ticket) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	yielded := false
 	for s.synced.Load() < uint64(t) {
 		if err := s.usable(); err != nil {
 			return err
 		}
 		if s.syncing {
 			s.syncDone.Wait()
+			continue
+		}
+		if !yielded {
+			// Let the writers that the last fsync just released append
+			// before this fsync starts, so that it covers them too:
+			// otherwise the writers split into two groups that take turns,
+			// each fsync covering half of them.
+			yielded = true
+			s.mu.Unlock()
+			runtime.Gosched()
+			s.mu.Lock()
 			continue
 		}
 		if err := s.syncOnce(); err != nil {
@@ -348,7 +369,9 @@ func (s *Storage) syncOnce() error {
 	f, name := s.cur, s.segs[len(s.segs)-1].name
 	s.syncing = true
 	s.mu.Unlock()
+	start := time.Now()
 	err := f.Sync()
+	s.fsyncNanos.Add(int64(time.Since(start)))
 	s.mu.Lock()
 	s.syncing = false
 	s.syncDone.Broadcast()
@@ -377,8 +400,11 @@ func (s *Storage) Save(hs raftcore.HardState, ents []raftcore.Entry) error {
 // entry up to it (as the log stood then) survives a crash.
 func (s *Storage) DurableIndex() uint64 { return s.durable.Load() }
 
-// Fsyncs counts the WAL fsyncs done by Sync (for benchmarks and metrics).
+// Fsyncs counts the WAL fsyncs done so far (for benchmarks and metrics).
 func (s *Storage) Fsyncs() uint64 { return s.fsyncs.Load() }
+
+// FsyncTime is the total time Sync spent in fsync calls.
+func (s *Storage) FsyncTime() time.Duration { return time.Duration(s.fsyncNanos.Load()) }
 
 // markSynced records that appends up to t are durable. mu held.
 func (s *Storage) markSynced(t, last uint64) {
@@ -393,7 +419,9 @@ func (s *Storage) flush() error {
 	if len(s.pending) == 0 {
 		return nil
 	}
-	if _, err := s.cur.Write(s.pending); err != nil {
+	n, err := s.cur.WriteAt(s.pending, s.curOff)
+	s.curOff += int64(n)
+	if err != nil {
 		// A partial write is a torn tail at the end of the last segment,
 		// which recovery truncates; writing more after it would bury it.
 		return s.fail("write", s.walPath(s.segs[len(s.segs)-1].name), err)
@@ -415,6 +443,10 @@ func (s *Storage) rotate() error {
 	if err := s.cur.Sync(); err != nil {
 		return s.fail("sync", s.walPath(old.name), err)
 	}
+	// Cut the preallocated zeros: only the last segment may end in them.
+	if err := s.fs.Truncate(s.walPath(old.name), s.curOff); err != nil {
+		return s.fail("truncate", s.walPath(old.name), err)
+	}
 	s.markSynced(s.written, s.lastIndex)
 	s.retired = append(s.retired, s.cur)
 	s.cur = nil
@@ -433,9 +465,13 @@ func (s *Storage) startSegment(seq, first uint64) error {
 	if !s.hs.IsEmpty() {
 		buf = appendHardState(buf, s.hs)
 	}
-	if _, err := f.Write(buf); err != nil {
+	if _, err := f.WriteAt(buf, 0); err != nil {
 		f.Close()
 		return s.fail("write", path, err)
+	}
+	if err := preallocate(f, int64(len(buf)), s.segSize); err != nil {
+		f.Close()
+		return s.fail("preallocate", path, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
@@ -447,7 +483,27 @@ func (s *Storage) startSegment(seq, first uint64) error {
 	}
 	s.segs = append(s.segs, segmentInfo{seq: seq, first: first, name: name})
 	s.cur = f
-	s.curSize = int64(len(buf))
+	s.curSize, s.curOff = int64(len(buf)), int64(len(buf))
+	return nil
+}
+
+// preallocate fills [from, to) of f with zeros. Writing the blocks once,
+// when a segment is created, is what makes later fsyncs cheap: they then
+// overwrite allocated blocks of a file whose size does not change, instead
+// of allocating blocks and journaling the new size on every commit (the
+// reason PostgreSQL zero-fills its WAL segments and etcd preallocates).
+func preallocate(f File, from, to int64) error {
+	if to <= from {
+		return nil
+	}
+	zeros := make([]byte, min(to-from, 1<<20))
+	for off := from; off < to; {
+		n := min(int64(len(zeros)), to-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
 	return nil
 }
 
