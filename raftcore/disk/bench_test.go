@@ -43,7 +43,7 @@ func benchWAL(b *testing.B, writers int, batched bool) {
 	data := make([]byte, 128)
 	var (
 		order sync.Mutex // assigns indexes in log order
-		next  uint64 = 1
+		next  uint64     = 1
 	)
 	work := make(chan struct{}, b.N)
 	for i := 0; i < b.N; i++ {

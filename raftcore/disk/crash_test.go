@@ -87,7 +87,7 @@ type crashRun struct {
 
 func (c *crashRun) push() { c.states = append(c.states, capture(c.model)) }
 
-func (c *crashRun) lastIdx() uint64   { l, _ := c.model.LastIndex(); return l }
+func (c *crashRun) lastIdx() uint64 { l, _ := c.model.LastIndex(); return l }
 
 // step runs one random operation; it returns false once the storage failed
 // (a scheduled crash happened).
