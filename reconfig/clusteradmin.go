@@ -44,9 +44,10 @@ func (a *ClusterAdmin) Observe(context.Context) (Observation, error) {
 	obs.Leader, obs.Term, obs.LastIndex = id, st.Term, st.LastIndex
 	obs.Config, obs.ConfigIndex, obs.Joint = st.Config, st.ConfigIndex, st.JointState
 	obs.Committed = st.ConfigIndex <= st.Commit
-	obs.CommittedConfig = a.C.Node(id).AppliedConfig
 	if obs.Committed {
 		obs.CommittedConfig, obs.CommittedIndex = st.Config, st.ConfigIndex
+	} else if err := a.committedConfig(id, st.Commit, &obs); err != nil {
+		return obs, err
 	}
 	obs.Members = map[string]MemberObs{}
 	for m, pr := range st.Progress {
@@ -140,4 +141,29 @@ func learnersNotIn(learners, voters []string) []string {
 		}
 	}
 	return out
+}
+
+// committedConfig finds the newest configuration entry at or below commit
+// in the leader's log (or the snapshot's configuration).
+func (a *ClusterAdmin) committedConfig(id string, commit uint64, obs *Observation) error {
+	ents, _, err := a.C.LogOf(id)
+	if err != nil {
+		return err
+	}
+	snap, err := a.C.Node(id).Storage.Snapshot()
+	if err != nil {
+		return err
+	}
+	obs.CommittedConfig, obs.CommittedIndex = snap.Meta.Config, snap.Meta.Index
+	for _, e := range ents {
+		if e.Index > commit {
+			break
+		}
+		if e.Type == raftcore.EntryConfig {
+			if c, err := raftcore.DecodeConfig(e.Data); err == nil {
+				obs.CommittedConfig, obs.CommittedIndex = c, e.Index
+			}
+		}
+	}
+	return nil
 }

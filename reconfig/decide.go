@@ -23,7 +23,9 @@ type Input struct {
 	// CaughtUpSince maps a member to when it was first seen caught up, with
 	// no break since (Tracker keeps it).
 	CaughtUpSince map[string]time.Time
-	// SeenConfigIndex is the highest configuration index observed before.
+	// SeenConfigIndex is the highest committed configuration index observed
+	// before. (An uncommitted configuration entry may be truncated by a new
+	// leader, so the latest index may go back; the committed one never does.)
 	SeenConfigIndex uint64
 }
 
@@ -45,9 +47,9 @@ func Decide(in Input) Decision {
 		return Decision{Kind: Wait, Until: in.Now, Invariant: ConfigIndexIncreases,
 			Why: fmt.Sprintf("the observation is %v old (limit %v): observe again", in.Now.Sub(obs.At), p.MaxObservationAge)}
 	}
-	if obs.ConfigIndex < in.SeenConfigIndex {
+	if ci := obs.CommittedConfigIndex(); ci < in.SeenConfigIndex {
 		return Decision{Kind: Blocked, Invariant: ConfigIndexIncreases,
-			Why: fmt.Sprintf("observed configuration index %d is older than %d, seen before: a stale observation (a deposed leader?)", obs.ConfigIndex, in.SeenConfigIndex)}
+			Why: fmt.Sprintf("observed committed configuration index %d is older than %d, seen before: a stale observation (a deposed leader?)", ci, in.SeenConfigIndex)}
 	}
 	if n, oldest := flaps(in); p.FlapThreshold > 0 && n > p.FlapThreshold {
 		return Decision{Kind: Wait, Invariant: LeaderStable, Until: oldest.Add(p.FlapWindow),

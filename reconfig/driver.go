@@ -85,8 +85,8 @@ func (d *Driver) Step(ctx context.Context) Decision {
 		LastChangeEnded: d.LastChangeEnded, LeaderChanges: d.leaderChanges,
 		CaughtUpSince: d.tracker.Observe(obs, d.Policy), SeenConfigIndex: d.seen}
 	dec := Decide(in)
-	if obs.Leader != "" && obs.ConfigIndex > d.seen {
-		d.seen = obs.ConfigIndex
+	if ci := obs.CommittedConfigIndex(); obs.Leader != "" && ci > d.seen {
+		d.seen = ci
 	}
 	switch dec.Kind {
 	case Wait:

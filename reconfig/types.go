@@ -103,6 +103,14 @@ type Observation struct {
 	Members map[string]MemberObs
 }
 
+// CommittedConfigIndex is the index of the newest committed configuration.
+func (o Observation) CommittedConfigIndex() uint64 {
+	if o.Committed {
+		return o.ConfigIndex
+	}
+	return o.CommittedIndex
+}
+
 // Policy is the tunable part of a decision.
 type Policy struct {
 	// MaxLag: a learner is caught up when LastIndex - Match <= MaxLag.

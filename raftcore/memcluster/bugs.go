@@ -70,7 +70,17 @@ func (s *stepper) propose(id, data string) {
 // RunBug1 plays BUGS.md's bug 1 (early vote) on the core: unsafe gives the
 // new and restarted members the 5-member start-up membership
 // (UnsafeStartupMembership); safe starts them empty, as learners-to-be.
-func RunBug1(unsafe bool, seed uint64) (BugOutcome, error) {
+func RunBug1(unsafe bool, seed uint64) (BugOutcome, error) { return RunBug1With(unsafe, seed, nil) }
+
+// ChangeMembership proposes the scenario's membership change (target voters)
+// on c at the scenario's moment: the reconfig driver of the mode under test,
+// for example. It is called once; the scenario then goes on.
+type ChangeMembership func(c *Cluster, target []string) error
+
+// RunBug1With is RunBug1 with the membership change toward kv-0..kv-4
+// proposed by change (nil: none; the new members' start-up membership alone
+// breaks the unsafe run).
+func RunBug1With(unsafe bool, seed uint64, change ChangeMembership) (BugOutcome, error) {
 	out := BugOutcome{Scenario: "bug1-early-vote", Unsafe: unsafe, Seed: seed}
 	c, err := New(Options{ElectionTick: 10, HeartbeatTick: 1, PreVote: true, CheckQuorum: true, Seed: seed}, ids5[:3]...)
 	if err != nil {
@@ -97,7 +107,13 @@ func RunBug1(unsafe bool, seed uint64) (BugOutcome, error) {
 			return err
 		}
 		c.SetStartup("kv-2", startup)
-		return c.Restart("kv-2")
+		if err := c.Restart("kv-2"); err != nil {
+			return err
+		}
+		if change != nil {
+			return change(c, ids5)
+		}
+		return nil
 	})
 	// Let time pass: kv-2's side holds elections on its own.
 	s.ticks(60)
@@ -109,7 +125,12 @@ func RunBug1(unsafe bool, seed uint64) (BugOutcome, error) {
 // kv-2 with kv-3 during a partition [kv-0 kv-3] | [kv-1 kv-2]. Unsafe makes
 // it one configuration entry (UnsafeAllowMultiVoterOneStep); safe goes
 // through EnterJoint, as the safe driver does.
-func RunBug2(unsafe bool, seed uint64) (BugOutcome, error) {
+func RunBug2(unsafe bool, seed uint64) (BugOutcome, error) { return RunBug2With(unsafe, seed, nil) }
+
+// RunBug2With is RunBug2 with the change to kv-0, kv-1, kv-3 proposed by
+// change (nil: directly on kv-0's RawNode, one step if unsafe, EnterJoint
+// if safe).
+func RunBug2With(unsafe bool, seed uint64, change ChangeMembership) (BugOutcome, error) {
 	out := BugOutcome{Scenario: "bug2-no-joint", Unsafe: unsafe, Seed: seed}
 	c, err := New(Options{ElectionTick: 10, HeartbeatTick: 1, PreVote: true, CheckQuorum: true, Seed: seed,
 		UnsafeAllowMultiVoterOneStep: unsafe}, ids5[:3]...)
@@ -128,6 +149,9 @@ func RunBug2(unsafe bool, seed uint64) (BugOutcome, error) {
 			return err
 		}
 		target := []string{"kv-0", "kv-1", "kv-3"}
+		if change != nil {
+			return change(c, target)
+		}
 		if unsafe {
 			return rn.ChangeConfig(raftcore.NewConfig(target))
 		}
