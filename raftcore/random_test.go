@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"testing"
 
+	"github.com/raftlab/raftlab/internal/testseed"
 	"github.com/raftlab/raftlab/raftcore"
 	"github.com/raftlab/raftlab/raftcore/memcluster"
 )
@@ -16,39 +16,7 @@ import (
 // seedsFromEnv: RAFT_SEED=N replays one seed; RAFT_SEEDS=N runs N seeds
 // (default 200, and 20 under -short; `make test` runs 2000) starting after
 // RAFT_SEED_BASE (default 0).
-func seedsFromEnv(t *testing.T) []uint64 {
-	if s := os.Getenv("RAFT_SEED"); s != "" {
-		seed, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("RAFT_SEED=%q: want an unsigned integer", s)
-		}
-		return []uint64{seed}
-	}
-	n := 200
-	if testing.Short() {
-		n = 20
-	}
-	if s := os.Getenv("RAFT_SEEDS"); s != "" {
-		v, err := strconv.Atoi(s)
-		if err != nil || v <= 0 {
-			t.Fatalf("RAFT_SEEDS=%q: want a positive integer", s)
-		}
-		n = v
-	}
-	var base uint64
-	if s := os.Getenv("RAFT_SEED_BASE"); s != "" {
-		b, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("RAFT_SEED_BASE=%q: want an unsigned integer", s)
-		}
-		base = b
-	}
-	seeds := make([]uint64, n)
-	for i := range seeds {
-		seeds[i] = base + uint64(i+1)
-	}
-	return seeds
-}
+func seedsFromEnv(t *testing.T) []uint64 { return testseed.FromEnv(t, "RAFT", 200, 20) }
 
 // TestRandomized drives in-memory clusters of 3 to 7 nodes through random
 // partitions, crashes and restarts, message loss, duplication and

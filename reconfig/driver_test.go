@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
+	"github.com/raftlab/raftlab/internal/testseed"
 	"github.com/raftlab/raftlab/raftcore"
 	"github.com/raftlab/raftlab/raftcore/memcluster"
 )
@@ -162,19 +161,9 @@ func (r *driverRun) tick() {
 // stop every run reaches its last target. RECONFIG_SEEDS sets the number of
 // seeds, RECONFIG_SEED replays one.
 func TestDriverRandomized(t *testing.T) {
-	seeds, base := 60, uint64(0)
-	if testing.Short() {
-		seeds = 15
-	}
-	if v := os.Getenv("RECONFIG_SEEDS"); v != "" {
-		seeds, _ = strconv.Atoi(v)
-	}
-	if v := os.Getenv("RECONFIG_SEED"); v != "" {
-		b, _ := strconv.ParseUint(v, 10, 64)
-		seeds, base = 1, b
-	}
+	seeds := testseed.FromEnv(t, "RECONFIG", 60, 15)
 	totalSteps, restarts := 0, 0
-	for seed := base; seed < base+uint64(seeds); seed++ {
+	for _, seed := range seeds {
 		r := &driverRun{t: t, seed: seed, rng: rand.New(rand.NewPCG(seed, 7)), clock: &tickClock{}, crashed: map[string]bool{}}
 		c, err := memcluster.New(memcluster.Options{ElectionTick: 10, HeartbeatTick: 1, PreVote: true, CheckQuorum: true, Seed: seed}, pool[:3]...)
 		if err != nil {
@@ -266,5 +255,5 @@ func TestDriverRandomized(t *testing.T) {
 		}
 		totalSteps += r.steps
 	}
-	t.Logf("%d seeds, %d steps carried out, %d driver restarts, 0 violations", seeds, totalSteps, restarts)
+	t.Logf("%d seeds, %d steps carried out, %d driver restarts, 0 violations", len(seeds), totalSteps, restarts)
 }

@@ -4,10 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 
+	"github.com/raftlab/raftlab/internal/testseed"
 	"github.com/raftlab/raftlab/raftcore"
 )
 
@@ -218,12 +217,12 @@ func (c *crashRun) recover(seed uint64) {
 	}
 	if match < 0 {
 		lo := c.states[c.durable]
-		if os.Getenv("DISK_SEED") != "" {
+		if testing.Verbose() {
 			for i := c.durable; i < len(c.states); i++ {
 				c.t.Logf("candidate %d: %v %v", i, c.states[i], c.states[i].terms())
 			}
+			c.t.Logf("recovered terms %v", got.terms())
 		}
-		c.t.Logf("recovered terms %v", got.terms())
 		c.t.Fatalf("seed %d: recovered %v\nwhich is no state at or after the last durable one (%v; %d candidates)\nreplay: DISK_SEED=%d go test ./raftcore/disk -run 'TestCrashRecovery$' -v", seed, got, lo, len(c.states)-c.durable, seed)
 	}
 	if d := st.DurableIndex(); d != lastOf(got) {
@@ -249,24 +248,11 @@ var cfg3 = raftcore.NewConfig([]string{"a", "b", "c"})
 // state reported durable survives, and recovery returns exactly the state
 // after some prefix of the records written (nothing after a torn record is
 // read, nothing synced is lost). DISK_SEEDS sets the number of seeds (each
-// crashes 5 times), DISK_SEED replays one.
+// crashes 5 times), DISK_SEED replays one, DISK_SEED_BASE shifts them.
 func TestCrashRecovery(t *testing.T) {
-	seeds, base := 1000, uint64(0)
-	if testing.Short() {
-		seeds = 200
-	}
-	if v := os.Getenv("DISK_SEEDS"); v != "" {
-		seeds, _ = strconv.Atoi(v)
-	}
-	if v := os.Getenv("DISK_SEED"); v != "" {
-		b, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("DISK_SEED=%q: %v", v, err)
-		}
-		seeds, base = 1, b
-	}
+	seeds := testseed.FromEnv(t, "DISK", 1000, 200)
 	crashes, torn := 0, 0
-	for seed := base; seed < base+uint64(seeds); seed++ {
+	for _, seed := range seeds {
 		rng := rand.New(rand.NewPCG(seed, 0x5eed))
 		fs := NewMemFS()
 		c := &crashRun{t: t, rng: rng, fs: fs, opts: Options{FS: fs, SegmentSize: int64(200 + rng.IntN(2000))}, tickets: map[Ticket]int{}}
@@ -290,7 +276,7 @@ func TestCrashRecovery(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d seeds, %d crashes and recoveries, %d with a torn tail truncated", seeds, crashes, torn)
+	t.Logf("%d seeds, %d crashes and recoveries, %d with a torn tail truncated", len(seeds), crashes, torn)
 }
 
 func (a state) terms() []uint64 {
