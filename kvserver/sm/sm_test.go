@@ -1,0 +1,106 @@
+package sm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+func put(id string, seq uint64, k, v string) []byte {
+	return Command{ClientID: id, Seq: seq, Op: OpPut, Key: k, Value: []byte(v)}.Encode()
+}
+
+func TestApplyAndExactlyOnce(t *testing.T) {
+	m := New()
+	if r := m.Apply(1, put("c1", 1, "k", "a")); r.Existed || r.Duplicate {
+		t.Fatalf("first put: %+v", r)
+	}
+	// c2 overwrites; then c1's retry of seq 1 arrives (its first reply was
+	// lost): it must not be applied again, and answers as the first time.
+	m.Apply(2, put("c2", 1, "k", "b"))
+	if r := m.Apply(3, put("c1", 1, "k", "a")); !r.Duplicate || r.Existed {
+		t.Fatalf("retried put: %+v, want a duplicate answering Existed=false", r)
+	}
+	if v, _ := m.Get("k"); string(v) != "b" {
+		t.Fatalf("k = %q after a duplicate, want b (the duplicate applied twice)", v)
+	}
+	// A request older than the session's is stale: not applied.
+	m.Apply(4, put("c1", 2, "x", "1"))
+	if r := m.Apply(5, put("c1", 1, "x", "old")); !r.Stale {
+		t.Fatalf("older seq: %+v, want stale", r)
+	}
+	if v, _ := m.Get("x"); string(v) != "1" {
+		t.Fatalf("x = %q", v)
+	}
+	del := Command{ClientID: "c2", Seq: 2, Op: OpDelete, Key: "k"}.Encode()
+	if r := m.Apply(6, del); !r.Existed {
+		t.Fatalf("delete of a present key: %+v", r)
+	}
+	if _, ok := m.Get("k"); ok {
+		t.Fatal("k still present after delete")
+	}
+	if r := m.Apply(7, []byte("garbage")); !errors.Is(r.Err, ErrBadCommand) || m.Applied() != 7 {
+		t.Fatalf("garbage entry: %+v applied=%d", r, m.Applied())
+	}
+}
+
+// Snapshots carry the sessions: a retry after a restore from a snapshot is
+// still a duplicate. Two machines with the same history give the same bytes.
+func TestSnapshotRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	a, b := New(), New()
+	for i := uint64(1); i <= 500; i++ {
+		id := fmt.Sprintf("c%d", rng.IntN(8))
+		p := put(id, i, fmt.Sprintf("k%d", rng.IntN(50)), fmt.Sprint(rng.Int()))
+		if rng.IntN(4) == 0 {
+			p = Command{ClientID: id, Seq: i, Op: OpDelete, Key: fmt.Sprintf("k%d", rng.IntN(50))}.Encode()
+		}
+		a.Apply(i, p)
+		b.Apply(i, p)
+	}
+	snap := a.Snapshot()
+	if !bytes.Equal(snap, b.Snapshot()) {
+		t.Fatal("two replicas with one history give different snapshots")
+	}
+	c := New()
+	if err := c.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(c.Snapshot(), snap) || c.Applied() != 500 || c.Len() != a.Len() {
+		t.Fatalf("restore differs: applied %d len %d/%d", c.Applied(), c.Len(), a.Len())
+	}
+	// The last write of some client, retried after the restore.
+	var last []byte
+	for id := range a.sessions {
+		s := a.sessions[id]
+		last = put(id, s.seq, "zz", "again")
+		break
+	}
+	if r := c.Apply(501, last); !r.Duplicate {
+		t.Fatalf("retry after restore: %+v, want duplicate", r)
+	}
+	if _, ok := c.Get("zz"); ok {
+		t.Fatal("a duplicate after restore was applied")
+	}
+	for _, bad := range [][]byte{{9}, snap[:len(snap)-1], append(append([]byte{}, snap...), 0)} {
+		if err := New().Restore(bad); !errors.Is(err, ErrBadSnapshot) {
+			t.Fatalf("Restore(%d bytes) = %v, want ErrBadSnapshot", len(bad), err)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add(put("client-1", 7, "key", "value"))
+	f.Add(Command{ClientID: "c", Seq: 1, Op: OpDelete, Key: "k"}.Encode())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := Decode(b)
+		if err != nil {
+			return
+		}
+		if again, err := Decode(c.Encode()); err != nil || again.Key != c.Key || again.Seq != c.Seq || !bytes.Equal(again.Value, c.Value) {
+			t.Fatalf("round trip of %+v: %+v, %v", c, again, err)
+		}
+	})
+}
