@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/raftlab/raftlab/raftcore"
@@ -132,11 +133,7 @@ func (a *ClusterAdmin) ChangeVoters(_ context.Context, voters []string, idx uint
 func learnersNotIn(learners, voters []string) []string {
 	var out []string
 	for _, l := range learners {
-		found := false
-		for _, v := range voters {
-			found = found || v == l
-		}
-		if !found {
+		if !slices.Contains(voters, l) {
 			out = append(out, l)
 		}
 	}

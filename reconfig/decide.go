@@ -209,8 +209,8 @@ func Check(in Input, s Step) []Violation {
 	// only stabilizing: they are what the wait is really for.
 	var stabilizing []Violation
 	for _, v := range newVoters {
-		if ok, until, why := caughtUp(in, v); !ok {
-			if strings.Contains(why, "stabilizing") {
+		if ok, stab, until, why := caughtUp(in, v); !ok {
+			if stab {
 				stabilizing = append(stabilizing, Violation{Invariant: PromoteOnlyCaughtUp, Until: until, Why: why})
 				continue
 			}
@@ -228,10 +228,6 @@ func Check(in Input, s Step) []Violation {
 		if cfg.IsJoint() {
 			add(JointConsensus, time.Time{}, "the configuration is already joint")
 		}
-	case OpRemoveMember:
-		if slices.Contains(voters, s.Target) && symmetricDiff(voters, without(voters, s.Target)) > 1 {
-			add(JointConsensus, time.Time{}, "removal changes more than one voter")
-		}
 	}
 	// transfer-before-removal
 	switch s.Op {
@@ -243,8 +239,8 @@ func Check(in Input, s Step) []Violation {
 		if s.Target == obs.Leader {
 			add(TransferBeforeRemoval, time.Time{}, "%s is the leader", s.Target)
 		}
-	case OpChangeVoters, OpEnterJoint:
-		if !slices.Contains(s.Voters, obs.Leader) && s.Op == OpChangeVoters {
+	case OpChangeVoters:
+		if !slices.Contains(s.Voters, obs.Leader) {
 			add(TransferBeforeRemoval, time.Time{}, "leader %s is not in the new voters", obs.Leader)
 		}
 	case OpTransferLeader:
@@ -270,27 +266,28 @@ func Check(in Input, s Step) []Violation {
 
 // caughtUp tells whether id may be promoted: reachable, durable, within
 // MaxLag of the leader's last index, and so for the stabilization period.
-func caughtUp(in Input, id string) (bool, time.Time, string) {
-	m, ok := in.Obs.Members[id]
+// stabilizing says it is caught up and only the period is not over.
+func caughtUp(in Input, id string) (ok, stabilizing bool, until time.Time, why string) {
+	m, found := in.Obs.Members[id]
 	retry := in.Now.Add(in.Policy.Retry)
 	switch {
-	case !ok:
-		return false, retry, fmt.Sprintf("%s: no progress observed", id)
+	case !found:
+		return false, false, retry, fmt.Sprintf("%s: no progress observed", id)
 	case !m.Reachable:
-		return false, retry, fmt.Sprintf("%s is unreachable", id)
+		return false, false, retry, fmt.Sprintf("%s is unreachable", id)
 	case !m.Durable:
-		return false, retry, fmt.Sprintf("%s has not made its copy durable", id)
+		return false, false, retry, fmt.Sprintf("%s has not made its copy durable", id)
 	case in.Obs.LastIndex > m.Match+in.Policy.MaxLag:
-		return false, retry, fmt.Sprintf("%s lags: match %d, leader's last index %d, max lag %d", id, m.Match, in.Obs.LastIndex, in.Policy.MaxLag)
+		return false, false, retry, fmt.Sprintf("%s lags: match %d, leader's last index %d, max lag %d", id, m.Match, in.Obs.LastIndex, in.Policy.MaxLag)
 	}
-	since, ok := in.CaughtUpSince[id]
-	if !ok {
-		return false, in.Now.Add(in.Policy.Stabilization), fmt.Sprintf("%s just caught up: stabilizing for %v", id, in.Policy.Stabilization)
+	since, sampled := in.CaughtUpSince[id]
+	if !sampled {
+		return false, true, in.Now.Add(in.Policy.Stabilization), fmt.Sprintf("%s just caught up: stabilizing for %v", id, in.Policy.Stabilization)
 	}
 	if until := since.Add(in.Policy.Stabilization); in.Now.Before(until) {
-		return false, until, fmt.Sprintf("%s caught up %v ago: stabilizing for %v", id, in.Now.Sub(since), in.Policy.Stabilization)
+		return false, true, until, fmt.Sprintf("%s caught up %v ago: stabilizing for %v", id, in.Now.Sub(since), in.Policy.Stabilization)
 	}
-	return true, time.Time{}, ""
+	return true, false, time.Time{}, ""
 }
 
 func symmetricDiff(a, b []string) int {
@@ -306,16 +303,6 @@ func symmetricDiff(a, b []string) int {
 		}
 	}
 	return n
-}
-
-func without(ids []string, id string) []string {
-	var out []string
-	for _, x := range ids {
-		if x != id {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // Tracker remembers since when each member has been caught up, so that

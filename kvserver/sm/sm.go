@@ -10,7 +10,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 )
 
 // Op is a command's operation.
@@ -186,21 +187,13 @@ const snapVersion = 1
 func (m *Machine) Snapshot() []byte {
 	b := []byte{snapVersion}
 	b = binary.AppendUvarint(b, m.applied)
-	keys := make([]string, 0, len(m.data))
-	for k := range m.data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m.data))
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
 		b = appendBytes(b, []byte(k))
 		b = appendBytes(b, m.data[k])
 	}
-	ids := make([]string, 0, len(m.sessions))
-	for id := range m.sessions {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
+	ids := slices.Sorted(maps.Keys(m.sessions))
 	b = binary.AppendUvarint(b, uint64(len(ids)))
 	for _, id := range ids {
 		s := m.sessions[id]

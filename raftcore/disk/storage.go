@@ -606,8 +606,9 @@ func (s *Storage) persistSnapshot(snap raftcore.Snapshot, replaces bool) error {
 	if err := writeFileDurably(s.fs, path, encodeSnapshot(snap, replaces)); err != nil {
 		return s.fail("write snapshot", path, err)
 	}
+	before := len(s.pending)
 	s.pending = appendMarker(s.pending, snapshotMarker{Index: snap.Meta.Index, Term: snap.Meta.Term, Replaces: replaces})
-	s.curSize += int64(recordHeaderSize + 17)
+	s.curSize += int64(len(s.pending) - before)
 	s.written++
 	if replaces {
 		s.lastIndex = snap.Meta.Index
