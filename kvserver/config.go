@@ -1,0 +1,261 @@
+package kvserver
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/raftlab/raftlab/reconfig"
+)
+
+// Config is a raft-kv node's configuration. ParseFlags fills it from the
+// command line with environment fallbacks; tests build it directly.
+type Config struct {
+	// ID is this node's id ("kv-0"). It must be one of Peers unless Join.
+	ID string
+	// Peers maps member ids to their peer (Raft) addresses. Without Join,
+	// the ids of Peers are the founding voters.
+	Peers map[string]string
+	// Join: start with an empty log and wait to be added by the leader (as
+	// a learner) instead of founding a cluster with Peers as voters.
+	Join bool
+	// DataDir holds the WAL and snapshots; created if missing.
+	DataDir string
+	// ClientAddr, PeerAddr and AdminAddr are the listen addresses. PeerAddr
+	// defaults to Peers[ID].
+	ClientAddr, PeerAddr, AdminAddr string
+	// AdvertisePeer is the peer address other nodes reach this one at;
+	// defaults to Peers[ID], then PeerAddr.
+	AdvertisePeer string
+	// AdvertiseClient is the client address reported to clients in
+	// redirects; defaults to ClientAddr.
+	AdvertiseClient string
+	// ElectionTimeout and Heartbeat: the election timeout is randomized in
+	// [ElectionTimeout, 2*ElectionTimeout). Heartbeat is the tick.
+	ElectionTimeout, Heartbeat time.Duration
+	// SnapshotInterval and SnapshotEntries: a snapshot is taken when either
+	// this much time or this many applied entries passed since the last.
+	SnapshotInterval time.Duration
+	SnapshotEntries  uint64
+	// Mode is the safety mode (BUGS.md): safe, unsafe-early-vote,
+	// unsafe-no-joint.
+	Mode reconfig.Mode
+	// AdminToken, when set, must be given as "Authorization: Bearer TOKEN"
+	// on every admin call.
+	AdminToken string
+	// Limits of the client API.
+	MaxKeyBytes, MaxValueBytes, MaxBodyBytes int
+	// RequestTimeout bounds how long a client request waits for commit.
+	RequestTimeout time.Duration
+	// Logf, when set, receives the node's log lines.
+	Logf func(format string, args ...any)
+}
+
+// Defaults of the tunables.
+const (
+	DefaultElectionTimeout  = 300 * time.Millisecond
+	DefaultHeartbeat        = 50 * time.Millisecond
+	DefaultSnapshotInterval = 30 * time.Second
+	DefaultSnapshotEntries  = 20000
+	DefaultMaxKeyBytes      = 1024
+	DefaultMaxValueBytes    = 1 << 20
+	DefaultRequestTimeout   = 5 * time.Second
+)
+
+// ErrUsage marks a configuration error: the command prints it and exits 2.
+var ErrUsage = errors.New("usage")
+
+func usagef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrUsage, fmt.Sprintf(format, args...))
+}
+
+// envPrefix is the prefix of the environment fallbacks: --peer-addr falls
+// back to RAFT_KV_PEER_ADDR.
+const envPrefix = "RAFT_KV_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ParseFlags reads a Config from args (without the program name). Every
+// flag falls back to the environment variable RAFT_KV_<FLAG> (dashes as
+// underscores), and --id also to POD_NAME, so that a StatefulSet pod can take
+// its id from its name. Errors wrap ErrUsage and are one line.
+func ParseFlags(args []string, getenv func(string) string) (Config, error) {
+	fs := flag.NewFlagSet("raft-kv", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var (
+		id, peers, dataDir, clientAddr, peerAddr, adminAddr string
+		advPeer, advClient, mode, token                     string
+		electionMs, heartbeatMs                             int
+		snapInterval, reqTimeout                            time.Duration
+		snapEntries                                         uint64
+		maxKey, maxValue, maxBody                           int
+		join                                                bool
+	)
+	fs.StringVar(&id, "id", "", "this node's id, e.g. kv-0 (env RAFT_KV_ID, then POD_NAME)")
+	fs.StringVar(&peers, "peers", "", "members as id=host:port,... (the founding voters unless --join)")
+	fs.BoolVar(&join, "join", false, "start empty and wait to be added as a learner")
+	fs.StringVar(&dataDir, "data-dir", "", "data directory (WAL, snapshots); created if missing")
+	fs.StringVar(&clientAddr, "client-addr", "127.0.0.1:8080", "client API listen address")
+	fs.StringVar(&peerAddr, "peer-addr", "", "peer (Raft) listen address (default: this node's address in --peers)")
+	fs.StringVar(&adminAddr, "admin-addr", "127.0.0.1:9090", "admin plane listen address")
+	fs.StringVar(&advPeer, "advertise-peer", "", "peer address others reach this node at (default: its --peers entry)")
+	fs.StringVar(&advClient, "advertise-client", "", "client address reported in redirects (default: --client-addr)")
+	fs.IntVar(&electionMs, "election-timeout-ms", int(DefaultElectionTimeout/time.Millisecond), "election timeout in ms")
+	fs.IntVar(&heartbeatMs, "heartbeat-ms", int(DefaultHeartbeat/time.Millisecond), "heartbeat interval in ms")
+	fs.DurationVar(&snapInterval, "snapshot-interval", DefaultSnapshotInterval, "snapshot at least this often (0: never by time)")
+	fs.Uint64Var(&snapEntries, "snapshot-entries", DefaultSnapshotEntries, "snapshot after this many applied entries (0: never by count)")
+	fs.StringVar(&mode, "mode", "safe", "safety mode: safe, unsafe-early-vote, unsafe-no-joint")
+	fs.StringVar(&token, "admin-token", "", "bearer token required by the admin plane")
+	fs.IntVar(&maxKey, "max-key-bytes", DefaultMaxKeyBytes, "largest key accepted")
+	fs.IntVar(&maxValue, "max-value-bytes", DefaultMaxValueBytes, "largest value accepted")
+	fs.IntVar(&maxBody, "max-body-bytes", 0, "largest request body accepted (default: max-value-bytes*2+1024)")
+	fs.DurationVar(&reqTimeout, "request-timeout", DefaultRequestTimeout, "how long a request waits for commit")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return Config{}, usagef("unexpected argument %q (all settings are flags)", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		v := getenv(envName(f.Name))
+		if v == "" && f.Name == "id" {
+			v = getenv("POD_NAME")
+		}
+		if v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = usagef("environment %s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return Config{}, envErr
+	}
+	m, err := reconfig.ParseMode(mode)
+	if err != nil {
+		return Config{}, usagef("--mode: %v", err)
+	}
+	pm, err := ParsePeers(peers)
+	if err != nil {
+		return Config{}, err
+	}
+	c := Config{
+		ID: id, Peers: pm, Join: join, DataDir: dataDir,
+		ClientAddr: clientAddr, PeerAddr: peerAddr, AdminAddr: adminAddr,
+		AdvertisePeer: advPeer, AdvertiseClient: advClient,
+		ElectionTimeout: time.Duration(electionMs) * time.Millisecond,
+		Heartbeat:       time.Duration(heartbeatMs) * time.Millisecond,
+		SnapshotInterval: snapInterval, SnapshotEntries: snapEntries,
+		Mode: m, AdminToken: token,
+		MaxKeyBytes: maxKey, MaxValueBytes: maxValue, MaxBodyBytes: maxBody,
+		RequestTimeout: reqTimeout,
+	}
+	return c, c.Validate()
+}
+
+// ParsePeers parses "kv-0=127.0.0.1:7000,kv-1=...". Duplicate ids or
+// addresses and malformed entries are errors.
+func ParsePeers(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if strings.TrimSpace(s) == "" {
+		return out, nil
+	}
+	addrs := map[string]string{}
+	for i, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, usagef("--peers entry %d %q: want id=host:port", i+1, part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, usagef("--peers entry %d %q: %v", i+1, part, err)
+		}
+		if _, dup := out[id]; dup {
+			return nil, usagef("--peers: duplicate id %q", id)
+		}
+		if other, dup := addrs[addr]; dup {
+			return nil, usagef("--peers: %s and %s share the address %s", other, id, addr)
+		}
+		out[id], addrs[addr] = addr, id
+	}
+	return out, nil
+}
+
+// Validate checks a Config and fills defaults; errors wrap ErrUsage.
+func (c *Config) Validate() error {
+	switch {
+	case c.ID == "":
+		return usagef("--id is required (or RAFT_KV_ID, or POD_NAME)")
+	case len(c.Peers) == 0 && !c.Join:
+		return usagef("--peers is required (id=host:port,...), or --join")
+	case c.DataDir == "":
+		return usagef("--data-dir is required")
+	case c.ElectionTimeout <= 0 || c.Heartbeat <= 0:
+		return usagef("--election-timeout-ms and --heartbeat-ms must be positive")
+	case c.Heartbeat*2 > c.ElectionTimeout:
+		return usagef("--heartbeat-ms (%d) must be at most half of --election-timeout-ms (%d)",
+			c.Heartbeat.Milliseconds(), c.ElectionTimeout.Milliseconds())
+	case c.MaxKeyBytes <= 0 || c.MaxValueBytes <= 0 || c.MaxBodyBytes < 0:
+		return usagef("--max-key-bytes and --max-value-bytes must be positive")
+	case c.RequestTimeout <= 0:
+		return usagef("--request-timeout must be positive")
+	}
+	if _, ok := c.Peers[c.ID]; !ok && !c.Join {
+		ids := make([]string, 0, len(c.Peers))
+		for id := range c.Peers {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		return usagef("--id %s is not in --peers (%s); add it, or pass --join", c.ID, strings.Join(ids, ","))
+	}
+	if c.PeerAddr == "" {
+		c.PeerAddr = c.Peers[c.ID]
+	}
+	if c.PeerAddr == "" {
+		return usagef("--peer-addr is required with --join when --peers does not name %s", c.ID)
+	}
+	if c.AdvertisePeer == "" {
+		c.AdvertisePeer = c.Peers[c.ID]
+	}
+	if c.AdvertisePeer == "" {
+		c.AdvertisePeer = c.PeerAddr
+	}
+	if c.AdvertiseClient == "" {
+		c.AdvertiseClient = c.ClientAddr
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 2*c.MaxValueBytes + 1024
+	}
+	if c.SnapshotEntries == 0 && c.SnapshotInterval == 0 {
+		c.SnapshotEntries = DefaultSnapshotEntries
+	}
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return usagef("--data-dir %s cannot be made: %v", c.DataDir, err)
+	}
+	return nil
+}
+
+// electionTicks is the election timeout in heartbeat ticks.
+func (c *Config) electionTicks() int {
+	n := int(c.ElectionTimeout / c.Heartbeat)
+	if n < 2 {
+		n = 2
+	}
+	return n
+}
+
+func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

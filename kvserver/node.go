@@ -1,0 +1,495 @@
+package kvserver
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/raftlab/raftlab/kvserver/sm"
+	"github.com/raftlab/raftlab/raftcore"
+	"github.com/raftlab/raftlab/raftcore/disk"
+)
+
+// Outcome of a client request, as the API reports it.
+const (
+	OutcomeOK      = "ok"
+	OutcomeFailed  = "failed"  // definitely not applied
+	OutcomeUnknown = "unknown" // may or may not be applied
+)
+
+// waitKey names a pending write: the command's session.
+type waitKey struct {
+	client string
+	seq    uint64
+}
+
+// writeResult is what a waiting write gets.
+type writeResult struct {
+	res     sm.Result
+	index   uint64
+	outcome string
+	err     error
+}
+
+type proposal struct {
+	key      waitKey
+	data     []byte
+	done     chan writeResult // buffered 1
+	deadline time.Time
+}
+
+// readResult is what a waiting read gets.
+type readResult struct {
+	value  []byte
+	found  bool
+	index  uint64
+	failed error
+}
+
+type readReq struct {
+	key      string
+	done     chan readResult // buffered 1
+	deadline time.Time
+	index    uint64 // read point, once known
+}
+
+// addrTag starts a normal entry that records a member's peer address (the
+// admin's add-learner writes one before the configuration entry, so that
+// every node, and every later leader, can reach the new member).
+const addrTag = 0xA7
+
+func encodeAddrRecord(id, addr string) []byte {
+	b := []byte{addrTag, 1}
+	b = appendString(b, id)
+	return appendString(b, addr)
+}
+
+func decodeAddrRecord(b []byte) (id, addr string, ok bool) {
+	if len(b) < 2 || b[0] != addrTag || b[1] != 1 {
+		return "", "", false
+	}
+	d := decoder{b: b[2:]}
+	id, addr = string(d.bytes()), string(d.bytes())
+	return id, addr, d.err == nil && id != ""
+}
+
+// The snapshot envelope: the address book, then the state machine.
+const snapEnvelopeVersion = 1
+
+func encodeSnapshot(addrs map[string]string, machine []byte) []byte {
+	b := []byte{snapEnvelopeVersion}
+	ids := make([]string, 0, len(addrs))
+	for id := range addrs {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		b = appendString(b, id)
+		b = appendString(b, addrs[id])
+	}
+	return append(b, machine...)
+}
+
+func decodeSnapshot(b []byte) (addrs map[string]string, machine []byte, err error) {
+	if len(b) == 0 || b[0] != snapEnvelopeVersion {
+		return nil, nil, errors.New("kvserver: snapshot: unknown envelope version")
+	}
+	d := decoder{b: b[1:]}
+	n := d.uvarint()
+	addrs = map[string]string{}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		id := string(d.bytes())
+		addrs[id] = string(d.bytes())
+	}
+	if d.err != nil {
+		return nil, nil, fmt.Errorf("kvserver: snapshot: %w", d.err)
+	}
+	return addrs, d.b, nil
+}
+
+// loopStats are the node's figures, written by the loop and read by
+// /metrics, /readyz and status without entering the loop.
+type loopStats struct {
+	term, commit, applied, lastIndex atomic.Uint64
+	lead                             atomic.Pointer[string]
+	isLeader                         atomic.Bool
+	leaderChanges, proposals         atomic.Uint64
+	proposalsFailed                  atomic.Uint64
+	snapshots, snapshotBytes         atomic.Uint64
+	readyLoops                       atomic.Uint64
+}
+
+// node owns the RawNode, the storage and the state machine, and runs the
+// one goroutine (the loop) that touches them. Everything else talks to it
+// through channels: proposals, reads, messages and calls.
+type node struct {
+	cfg   Config
+	rn    *raftcore.RawNode
+	st    *disk.Storage
+	sm    *sm.Machine
+	tr    *transport
+	m     *metrics
+	stats loopStats
+
+	propc chan *proposal
+	readc chan *readReq
+	recvc chan raftcore.Message
+	callc chan func()
+	stopc chan struct{}
+	donec chan struct{}
+	// fatal receives the error that stopped the loop (storage failure).
+	fatal chan error
+
+	// Loop-owned state.
+	waiters      map[waitKey]*proposal
+	readBatches  map[uint64][]*readReq // ReadIndex ctx -> reads
+	readNext     uint64
+	queuedReads  []*readReq
+	waitingReads []*readReq // read point known, waiting for apply
+	addrs        map[string]string
+	committedCfg raftcore.Config
+	committedIdx uint64
+	lastSnapIdx  uint64
+	lastSnapAt   time.Time
+	lead         string
+}
+
+func (n *node) logf(format string, args ...any) {
+	if n.cfg.Logf != nil {
+		n.cfg.Logf(format, args...)
+	}
+}
+
+// call runs f in the loop and waits for it; false if the node stopped.
+func (n *node) call(f func()) bool {
+	done := make(chan struct{})
+	select {
+	case n.callc <- func() { f(); close(done) }:
+	case <-n.donec:
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-n.donec:
+		return false
+	}
+}
+
+func (n *node) receive(m raftcore.Message) {
+	select {
+	case n.recvc <- m:
+	case <-n.donec:
+	}
+}
+
+// run is the loop. It handles one event (or a batch of queued proposals),
+// then every Ready: persist (one group-committed fsync), send, apply, advance.
+func (n *node) run() {
+	defer close(n.donec)
+	ticker := time.NewTicker(n.cfg.Heartbeat)
+	defer ticker.Stop()
+	props := make([]*proposal, 0, 256)
+	datas := make([][]byte, 0, 256)
+	for {
+		select {
+		case <-n.stopc:
+			return
+		case <-ticker.C:
+			n.rn.Tick()
+			n.expire(time.Now())
+		case m := <-n.recvc:
+			n.step(m)
+			// Take every message already here before persisting, so one
+			// fsync covers them all.
+			for i := 0; i < 512; i++ {
+				select {
+				case m := <-n.recvc:
+					n.step(m)
+					continue
+				default:
+				}
+				break
+			}
+		case p := <-n.propc:
+			props = append(props[:0], p)
+		drain:
+			for len(props) < 1024 {
+				select {
+				case p := <-n.propc:
+					props = append(props, p)
+				default:
+					break drain
+				}
+			}
+			datas = datas[:0]
+			for _, p := range props {
+				if old := n.waiters[p.key]; old != nil {
+					old.done <- writeResult{outcome: OutcomeUnknown, err: errors.New("superseded by a retry of the same request")}
+				}
+				n.waiters[p.key] = p
+				datas = append(datas, p.data)
+			}
+			n.stats.proposals.Add(uint64(len(props)))
+			if err := n.rn.ProposeBatch(datas); err != nil {
+				n.stats.proposalsFailed.Add(uint64(len(props)))
+				for _, p := range props {
+					if n.waiters[p.key] == p {
+						delete(n.waiters, p.key)
+					}
+					p.done <- writeResult{outcome: OutcomeFailed, err: err}
+				}
+			}
+			clear(props)
+		case r := <-n.readc:
+			n.queuedReads = append(n.queuedReads, r)
+		drainReads:
+			for {
+				select {
+				case r := <-n.readc:
+					n.queuedReads = append(n.queuedReads, r)
+				default:
+					break drainReads
+				}
+			}
+		case f := <-n.callc:
+			f()
+		}
+		n.issueReads()
+		if err := n.handleReady(); err != nil {
+			n.fatal <- err
+			return
+		}
+	}
+}
+
+func (n *node) step(m raftcore.Message) {
+	if err := n.rn.Step(m); err != nil && !errors.Is(err, raftcore.ErrProposalDropped) {
+		n.logf("step %s: %v", m.Type, err)
+	}
+}
+
+// issueReads asks for one read point for every read queued since the last
+// one (ReadIndex, Raft thesis §6.4): one quorum round serves the batch.
+func (n *node) issueReads() {
+	if len(n.queuedReads) == 0 {
+		return
+	}
+	n.readNext++
+	ctx := binary.BigEndian.AppendUint64(nil, n.readNext)
+	if err := n.rn.ReadIndex(ctx); err != nil {
+		for _, r := range n.queuedReads {
+			r.done <- readResult{failed: err}
+		}
+	} else {
+		n.readBatches[n.readNext] = n.queuedReads
+	}
+	n.queuedReads = nil
+}
+
+// expire answers the requests whose deadline passed: a write as unknown
+// (it may still commit), a read as failed.
+func (n *node) expire(now time.Time) {
+	for k, p := range n.waiters {
+		if now.After(p.deadline) {
+			delete(n.waiters, k)
+			p.done <- writeResult{outcome: OutcomeUnknown, err: errors.New("timed out waiting for commit")}
+		}
+	}
+	for ctx, rs := range n.readBatches {
+		if len(rs) > 0 && now.After(rs[0].deadline) {
+			delete(n.readBatches, ctx)
+			for _, r := range rs {
+				r.done <- readResult{failed: errors.New("timed out waiting for a read point (no leader, or no quorum)")}
+			}
+		}
+	}
+	n.waitingReads = slices.DeleteFunc(n.waitingReads, func(r *readReq) bool {
+		if now.After(r.deadline) {
+			r.done <- readResult{failed: errors.New("timed out waiting to apply up to the read point")}
+			return true
+		}
+		return false
+	})
+}
+
+func (n *node) handleReady() error {
+	for n.rn.HasReady() {
+		rd := n.rn.Ready()
+		n.stats.readyLoops.Add(1)
+		if !rd.Snapshot.IsEmpty() {
+			if err := n.st.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raftcore.ErrSnapOutOfDate) {
+				return fmt.Errorf("install snapshot %d: %w", rd.Snapshot.Meta.Index, err)
+			}
+		}
+		ticket, err := n.st.Append(rd.HardState, rd.Entries)
+		if err != nil {
+			return fmt.Errorf("append: %w", err)
+		}
+		if rd.MustSync {
+			start := time.Now()
+			if err := n.st.Sync(ticket); err != nil {
+				return fmt.Errorf("fsync: %w", err)
+			}
+			n.m.fsync.Observe(time.Since(start).Seconds())
+		}
+		// Only now: the messages may promise what was just made durable.
+		n.tr.send(rd.Messages)
+		if !rd.Snapshot.IsEmpty() {
+			if err := n.restore(rd.Snapshot); err != nil {
+				return err
+			}
+		}
+		for i := range rd.CommittedEntries {
+			n.apply(&rd.CommittedEntries[i])
+		}
+		for _, rs := range rd.ReadStates {
+			id := binary.BigEndian.Uint64(rs.RequestCtx)
+			for _, r := range n.readBatches[id] {
+				r.index = rs.Index
+				n.waitingReads = append(n.waitingReads, r)
+			}
+			delete(n.readBatches, id)
+		}
+		n.serveReads()
+		if rd.SoftState != nil && rd.SoftState.Lead != n.lead {
+			n.lead = rd.SoftState.Lead
+			lead := n.lead
+			n.stats.lead.Store(&lead)
+			n.stats.leaderChanges.Add(1)
+			n.stats.isLeader.Store(rd.SoftState.State == raftcore.StateLeader)
+		} else if rd.SoftState != nil {
+			n.stats.isLeader.Store(rd.SoftState.State == raftcore.StateLeader)
+		}
+		n.rn.Advance(rd)
+	}
+	bs := n.rn.BasicStatus()
+	n.stats.term.Store(bs.Term)
+	n.stats.commit.Store(bs.Commit)
+	n.stats.applied.Store(n.sm.Applied())
+	n.stats.lastIndex.Store(bs.LastIndex)
+	return n.maybeSnapshot(bs.Applied)
+}
+
+func (n *node) serveReads() {
+	if len(n.waitingReads) == 0 {
+		return
+	}
+	applied := n.sm.Applied()
+	n.waitingReads = slices.DeleteFunc(n.waitingReads, func(r *readReq) bool {
+		if r.index > applied {
+			return false
+		}
+		v, ok := n.sm.Get(r.key)
+		r.done <- readResult{value: v, found: ok, index: applied}
+		return true
+	})
+}
+
+func (n *node) apply(e *raftcore.Entry) {
+	switch {
+	case e.Type == raftcore.EntryConfig:
+		n.sm.Skip(e.Index)
+		if c, err := raftcore.DecodeConfig(e.Data); err == nil {
+			n.committedCfg, n.committedIdx = c, e.Index
+		}
+		return
+	case len(e.Data) == 0:
+		n.sm.Skip(e.Index)
+		return
+	case e.Data[0] == addrTag:
+		n.sm.Skip(e.Index)
+		if id, addr, ok := decodeAddrRecord(e.Data); ok {
+			n.addrs[id] = addr
+			n.tr.setAddr(id, addr)
+		}
+		return
+	}
+	res := n.sm.Apply(e.Index, e.Data)
+	if res.Err != nil {
+		n.logf("entry %d: %v (applied as a no-op)", e.Index, res.Err)
+		return
+	}
+	if len(n.waiters) == 0 {
+		return
+	}
+	c, err := sm.Decode(e.Data)
+	if err != nil {
+		return
+	}
+	key := waitKey{c.ClientID, c.Seq}
+	if p := n.waiters[key]; p != nil {
+		delete(n.waiters, key)
+		out := writeResult{res: res, index: e.Index, outcome: OutcomeOK}
+		if res.Stale {
+			out = writeResult{res: res, index: e.Index, outcome: OutcomeFailed,
+				err: errors.New("stale request: this client already sent a newer sequence number")}
+		}
+		p.done <- out
+	}
+}
+
+// restore replaces the state machine with a snapshot's.
+func (n *node) restore(s raftcore.Snapshot) error {
+	addrs, machine, err := decodeSnapshot(s.Data)
+	if err != nil {
+		return err
+	}
+	m := sm.New()
+	if err := m.Restore(machine); err != nil {
+		return fmt.Errorf("kvserver: snapshot %d: %w", s.Meta.Index, err)
+	}
+	m.Skip(s.Meta.Index)
+	n.sm = m
+	n.addrs = addrs
+	for id, a := range addrs {
+		n.tr.setAddr(id, a)
+	}
+	n.committedCfg, n.committedIdx = s.Meta.Config, s.Meta.Index
+	n.lastSnapIdx, n.lastSnapAt = s.Meta.Index, time.Now()
+	return nil
+}
+
+// snapshotKeep is how many entries stay in memory behind a snapshot, so a
+// follower a little behind gets entries rather than a whole snapshot.
+const snapshotKeep = 5000
+
+func (n *node) maybeSnapshot(applied uint64) error {
+	if applied <= n.lastSnapIdx {
+		return nil
+	}
+	due := n.cfg.SnapshotEntries > 0 && applied-n.lastSnapIdx >= n.cfg.SnapshotEntries
+	due = due || (n.cfg.SnapshotInterval > 0 && time.Since(n.lastSnapAt) >= n.cfg.SnapshotInterval)
+	if !due {
+		return nil
+	}
+	return n.snapshot()
+}
+
+// snapshot writes a snapshot at the applied index and compacts the log.
+func (n *node) snapshot() error {
+	applied := n.sm.Applied()
+	if applied <= n.lastSnapIdx {
+		return nil
+	}
+	data := encodeSnapshot(n.addrs, n.sm.Snapshot())
+	if _, err := n.st.CreateSnapshot(applied, n.committedCfg, data); err != nil {
+		if errors.Is(err, raftcore.ErrSnapOutOfDate) {
+			return nil
+		}
+		return fmt.Errorf("snapshot at %d: %w", applied, err)
+	}
+	n.lastSnapIdx, n.lastSnapAt = applied, time.Now()
+	n.stats.snapshots.Add(1)
+	n.stats.snapshotBytes.Store(uint64(len(data)))
+	if applied > snapshotKeep {
+		if err := n.st.Compact(applied - snapshotKeep); err != nil && !errors.Is(err, raftcore.ErrCompacted) {
+			return fmt.Errorf("compact to %d: %w", applied-snapshotKeep, err)
+		}
+	}
+	return nil
+}
