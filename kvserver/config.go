@@ -44,6 +44,9 @@ type Config struct {
 	// this much time or this many applied entries passed since the last.
 	SnapshotInterval time.Duration
 	SnapshotEntries  uint64
+	// SnapshotKeep is how many entries stay in the log behind a snapshot,
+	// so that a follower a little behind gets entries, not a snapshot.
+	SnapshotKeep uint64
 	// Mode is the safety mode (BUGS.md): safe, unsafe-early-vote,
 	// unsafe-no-joint.
 	Mode reconfig.Mode
@@ -64,6 +67,7 @@ const (
 	DefaultHeartbeat        = 50 * time.Millisecond
 	DefaultSnapshotInterval = 30 * time.Second
 	DefaultSnapshotEntries  = 20000
+	DefaultSnapshotKeep     = 5000
 	DefaultMaxKeyBytes      = 1024
 	DefaultMaxValueBytes    = 1 << 20
 	DefaultRequestTimeout   = 5 * time.Second
@@ -96,7 +100,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 		advPeer, advClient, mode, token                     string
 		electionMs, heartbeatMs                             int
 		snapInterval, reqTimeout                            time.Duration
-		snapEntries                                         uint64
+		snapEntries, snapKeep                               uint64
 		maxKey, maxValue, maxBody                           int
 		join                                                bool
 	)
@@ -113,6 +117,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&heartbeatMs, "heartbeat-ms", int(DefaultHeartbeat/time.Millisecond), "heartbeat interval in ms")
 	fs.DurationVar(&snapInterval, "snapshot-interval", DefaultSnapshotInterval, "snapshot at least this often (0: never by time)")
 	fs.Uint64Var(&snapEntries, "snapshot-entries", DefaultSnapshotEntries, "snapshot after this many applied entries (0: never by count)")
+	fs.Uint64Var(&snapKeep, "snapshot-keep-entries", DefaultSnapshotKeep, "entries kept in the log behind a snapshot")
 	fs.StringVar(&mode, "mode", "safe", "safety mode: safe, unsafe-early-vote, unsafe-no-joint")
 	fs.StringVar(&token, "admin-token", "", "bearer token required by the admin plane")
 	fs.IntVar(&maxKey, "max-key-bytes", DefaultMaxKeyBytes, "largest key accepted")
@@ -159,7 +164,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 		AdvertisePeer: advPeer, AdvertiseClient: advClient,
 		ElectionTimeout: time.Duration(electionMs) * time.Millisecond,
 		Heartbeat:       time.Duration(heartbeatMs) * time.Millisecond,
-		SnapshotInterval: snapInterval, SnapshotEntries: snapEntries,
+		SnapshotInterval: snapInterval, SnapshotEntries: snapEntries, SnapshotKeep: snapKeep,
 		Mode: m, AdminToken: token,
 		MaxKeyBytes: maxKey, MaxValueBytes: maxValue, MaxBodyBytes: maxBody,
 		RequestTimeout: reqTimeout,

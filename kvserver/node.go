@@ -454,10 +454,6 @@ func (n *node) restore(s raftcore.Snapshot) error {
 	return nil
 }
 
-// snapshotKeep is how many entries stay in memory behind a snapshot, so a
-// follower a little behind gets entries rather than a whole snapshot.
-const snapshotKeep = 5000
-
 func (n *node) maybeSnapshot(applied uint64) error {
 	if applied <= n.lastSnapIdx {
 		return nil
@@ -486,9 +482,9 @@ func (n *node) snapshot() error {
 	n.lastSnapIdx, n.lastSnapAt = applied, time.Now()
 	n.stats.snapshots.Add(1)
 	n.stats.snapshotBytes.Store(uint64(len(data)))
-	if applied > snapshotKeep {
-		if err := n.st.Compact(applied - snapshotKeep); err != nil && !errors.Is(err, raftcore.ErrCompacted) {
-			return fmt.Errorf("compact to %d: %w", applied-snapshotKeep, err)
+	if keep := n.cfg.SnapshotKeep; applied > keep {
+		if err := n.st.Compact(applied - keep); err != nil && !errors.Is(err, raftcore.ErrCompacted) {
+			return fmt.Errorf("compact to %d: %w", applied-keep, err)
 		}
 	}
 	return nil
