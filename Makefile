@@ -6,7 +6,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 # Seeds of the randomized raftcore test in `make test` (the issue asks >= 2000).
 RAFT_SEEDS ?= 2000
 
-.PHONY: all build test test-race lint bench demo clean
+.PHONY: all build test test-race lint bench bench-kv load raft-kv demo clean
 
 all: build
 
@@ -30,9 +30,28 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./raftcore/ ./raftcore/disk/
 
+# raft-kv and its load generator.
+raft-kv:
+	mkdir -p bin
+	$(GO) build -o bin/raft-kv ./cmd/raft-kv
+	$(GO) build -o bin/raft-kv-load ./cmd/raft-kv-load
+
+# Load against a running cluster: make load ENDPOINTS=http://127.0.0.1:8080,...
+# (LOAD_ARGS for more flags, e.g. LOAD_ARGS="--writes 0.5 --rate 3000").
+ENDPOINTS ?= http://127.0.0.1:8080,http://127.0.0.1:8081,http://127.0.0.1:8082
+LOAD_ARGS ?=
+load: raft-kv
+	bin/raft-kv-load --endpoints $(ENDPOINTS) $(LOAD_ARGS)
+
+# The issue's benchmark: a 3-node local cluster (fsync on), 64 closed-loop
+# clients, 128-byte values, 100% then 50% writes. Not a test: figures only.
+bench-kv: raft-kv
+	bin/raft-kv-load --spawn 3 --bin bin/raft-kv --clients 64 --value-size 128 --writes 1 --duration 20s --warmup 3s
+	bin/raft-kv-load --spawn 3 --bin bin/raft-kv --clients 64 --value-size 128 --writes 0.5 --duration 20s --warmup 3s
+
 demo:
 	$(GO) run ./cmd/raftcore-demo
 
 clean:
 	$(GO) clean -testcache
-	rm -rf results/
+	rm -rf results/ bin/

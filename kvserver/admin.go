@@ -63,15 +63,15 @@ type StatusJSON struct {
 	JointState      string     `json:"joint_state"`
 	// CommittedConfig is the newest applied (hence committed)
 	// configuration, at CommittedConfigIndex.
-	CommittedConfig      ConfigJSON              `json:"committed_config"`
-	CommittedConfigIndex uint64                  `json:"committed_config_index"`
-	LeadTransferee       string                  `json:"lead_transferee,omitempty"`
-	Progress             map[string]ProgressJSON `json:"progress,omitempty"`
-	DurableIndex         uint64                  `json:"durable_index"`
-	SnapshotIndex        uint64                  `json:"snapshot_index"`
-	Peers                map[string]string       `json:"peers"`
+	CommittedConfig      ConfigJSON                  `json:"committed_config"`
+	CommittedConfigIndex uint64                      `json:"committed_config_index"`
+	LeadTransferee       string                      `json:"lead_transferee,omitempty"`
+	Progress             map[string]ProgressJSON     `json:"progress,omitempty"`
+	DurableIndex         uint64                      `json:"durable_index"`
+	SnapshotIndex        uint64                      `json:"snapshot_index"`
+	Peers                map[string]string           `json:"peers"`
 	Faults               map[string]map[string]Fault `json:"faults,omitempty"`
-	Mode                 string                  `json:"mode"`
+	Mode                 string                      `json:"mode"`
 }
 
 // status reads the node's status in the loop.

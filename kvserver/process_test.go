@@ -24,6 +24,7 @@ import (
 	"github.com/raftlab/raftlab/kvserver"
 	"github.com/raftlab/raftlab/kvserver/client"
 	"github.com/raftlab/raftlab/kvserver/localcluster"
+	"github.com/raftlab/raftlab/reconfig"
 )
 
 var raftKVBin string
@@ -326,9 +327,11 @@ func TestProcessDuplicateRequestsAppliedOnce(t *testing.T) {
 	}
 	// The same request again, through another node: answered with the
 	// first result (existed: false, though "dup" exists now), not applied
-	// again.
+	// again. Either the retry's own entry is applied as a duplicate, or,
+	// if that node had not yet applied the first entry, the first entry
+	// itself answers the retry.
 	code, again := put(urls[1], "1", "one")
-	if code != 200 || again["duplicate"] != true || again["existed"] != false {
+	if code != 200 || again["existed"] != false || (again["duplicate"] != true && again["index"] != first["index"]) {
 		t.Fatalf("retry of seq 1: %d %v (first %v)", code, again, first)
 	}
 	if code, out := put(urls[2], "2", "two"); code != 200 || out["existed"] != true {
@@ -544,4 +547,60 @@ func TestProcessBadConfigExitsTwo(t *testing.T) {
 		}
 	}
 	_ = io.Discard
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// TestProcessReconfigDriverOverHTTP: reconfig's safe driver, through the
+// HTTP admin plane, takes a loaded cluster from 3 to 5 voters and then to a
+// 3-voter set without the original leader; every acknowledged write stays.
+func TestProcessReconfigDriverOverHTTP(t *testing.T) {
+	c := startCluster(t, 3)
+	w := startWriter(t, c.ClientURLs(), "d")
+	w.waitMore(t, 30)
+	admin := &client.Admin{Nodes: map[string]string{}, PeerAddrs: map[string]string{}}
+	for _, id := range c.IDs() {
+		admin.Nodes[id] = c.AdminURL(id)
+	}
+	for _, id := range []string{"kv-3", "kv-4"} {
+		n, err := c.AddNode(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		admin.Nodes[id], admin.PeerAddrs[id] = c.AdminURL(id), n.PeerAddr
+	}
+	policy := reconfig.DefaultPolicy()
+	policy.Stabilization, policy.RateLimit, policy.Retry = 300*time.Millisecond, 0, 50*time.Millisecond
+	var steps []string
+	drive := func(desired []string) {
+		t.Helper()
+		d := &reconfig.Driver{Admin: admin, Mode: reconfig.Safe, Policy: policy, Desired: desired, Clock: realClock{},
+			OnEvent: func(e reconfig.Event) {
+				if e.Kind == reconfig.EventStepDone {
+					steps = append(steps, e.Decision.Step.String())
+				}
+			}}
+		if err := d.Run(ctxFor(t, 60*time.Second), 50*time.Millisecond); err != nil {
+			t.Fatalf("driver to %v: %v; steps so far %v", desired, err, steps)
+		}
+	}
+	drive([]string{"kv-0", "kv-1", "kv-2", "kv-3", "kv-4"})
+	lead := waitLeader(t, c)
+	var target []string
+	for _, id := range []string{"kv-0", "kv-1", "kv-2", "kv-3", "kv-4"} {
+		if id != lead && len(target) < 3 {
+			target = append(target, id)
+		}
+	}
+	drive(target)
+	t.Logf("steps: %v", steps)
+	st, err := c.Status(ctxFor(t, 5*time.Second), waitLeader(t, c, target...))
+	if err != nil || !slices.Equal(st.Config.Voters, target) || st.JointState != "none" {
+		t.Fatalf("final configuration %s (%v), want voters %v", st.ConfigText, err, target)
+	}
+	w.waitMore(t, 20)
+	acked := w.finish()
+	checkAll(t, c.ClientURLs(target...), acked)
 }

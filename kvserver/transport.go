@@ -44,23 +44,23 @@ type faultKey struct{ peer, dir string }
 // connection. Messages already queued are written in one batch and one
 // flush; AppendEntries are pipelined (nothing waits for a response).
 type transport struct {
-	id, advertise string
+	id, advertise   string
 	advertiseClient string
-	ln            net.Listener
-	deliver       func(raftcore.Message)
-	unreachable   func(id string)
-	logf          func(string, ...any)
+	ln              net.Listener
+	deliver         func(raftcore.Message)
+	unreachable     func(id string)
+	logf            func(string, ...any)
 
-	mu     sync.Mutex
-	addrs  map[string]string
+	mu    sync.Mutex
+	addrs map[string]string
 	// clients are the peers' client addresses, learned from their hellos.
 	clients map[string]string
-	peers  map[string]*peer
-	faults map[faultKey]Fault
-	rng    *rand.Rand
-	closed bool
-	conns  map[net.Conn]struct{}
-	wg     sync.WaitGroup
+	peers   map[string]*peer
+	faults  map[faultKey]Fault
+	rng     *rand.Rand
+	closed  bool
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
 
 	sent, dropped atomic.Uint64
 }

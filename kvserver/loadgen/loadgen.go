@@ -59,10 +59,10 @@ type OpStats struct {
 
 // Report is a run's result.
 type Report struct {
-	Config   Config              `json:"config"`
-	Elapsed  time.Duration       `json:"elapsed_ns"`
-	OpsPerSec float64            `json:"ops_per_sec"`
-	Ops      map[string]*OpStats `json:"ops"`
+	Config    Config              `json:"config"`
+	Elapsed   time.Duration       `json:"elapsed_ns"`
+	OpsPerSec float64             `json:"ops_per_sec"`
+	Ops       map[string]*OpStats `json:"ops"`
 	// FirstError is the first failed or unknown call, for the reader.
 	FirstError string `json:"first_error,omitempty"`
 }
