@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -262,5 +261,3 @@ func (c *Config) electionTicks() int {
 	}
 	return n
 }
-
-func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
