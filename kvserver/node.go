@@ -139,7 +139,12 @@ type node struct {
 	readc chan *readReq
 	recvc chan raftcore.Message
 	callc chan func()
-	stopc chan struct{}
+	// syncc feeds the syncer; syncErr reports its storage failure (buffered
+	// 1); syncDone is closed when it ended.
+	syncc    chan syncJob
+	syncErr  chan error
+	syncDone chan struct{}
+	stopc    chan struct{}
 	donec chan struct{}
 	// fatal receives the error that stopped the loop (storage failure).
 	fatal chan error
@@ -190,7 +195,12 @@ func (n *node) receive(m raftcore.Message) {
 // run is the loop. It handles one event (or a batch of queued proposals),
 // then every Ready: persist (one group-committed fsync), send, apply, advance.
 func (n *node) run() {
-	defer close(n.donec)
+	go n.syncer()
+	defer func() {
+		close(n.syncc)
+		<-n.syncDone
+		close(n.donec)
+	}()
 	ticker := time.NewTicker(n.cfg.Heartbeat)
 	defer ticker.Stop()
 	props := make([]*proposal, 0, 256)
@@ -258,6 +268,9 @@ func (n *node) run() {
 			}
 		case f := <-n.callc:
 			f()
+		case err := <-n.syncErr:
+			n.fatal <- err
+			return
 		}
 		n.issueReads()
 		if err := n.handleReady(); err != nil {
@@ -330,15 +343,23 @@ func (n *node) handleReady() error {
 		if err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
-		if rd.MustSync {
-			start := time.Now()
-			if err := n.st.Sync(ticket); err != nil {
-				return fmt.Errorf("fsync: %w", err)
+		if k := len(rd.CommittedEntries); k > 0 && rd.CommittedEntries[k-1].Index > n.st.DurableIndex() {
+			// Nothing is applied (and acknowledged) before it is durable
+			// here too. With peers this almost never waits: the entries
+			// reached a follower only after this node's fsync released the
+			// messages carrying them. A single voter waits here.
+			if err := n.syncNow(ticket); err != nil {
+				return err
 			}
-			n.m.fsync.Observe(time.Since(start).Seconds())
 		}
-		// Only now: the messages may promise what was just made durable.
-		n.tr.send(rd.Messages)
+		// The messages may promise what was just appended: the syncer
+		// sends them once the append is durable, while this loop goes on
+		// taking proposals into the next append (group commit).
+		select {
+		case n.syncc <- syncJob{ticket: ticket, msgs: rd.Messages, mustSync: rd.MustSync}:
+		case err := <-n.syncErr:
+			return err
+		}
 		if !rd.Snapshot.IsEmpty() {
 			if err := n.restore(rd.Snapshot); err != nil {
 				return err
@@ -373,6 +394,69 @@ func (n *node) handleReady() error {
 	n.stats.applied.Store(n.sm.Applied())
 	n.stats.lastIndex.Store(bs.LastIndex)
 	return n.maybeSnapshot(bs.Applied)
+}
+
+// syncJob is one Ready's messages, to be sent once its append is durable.
+type syncJob struct {
+	ticket   disk.Ticket
+	msgs     []raftcore.Message
+	mustSync bool
+}
+
+func (n *node) syncNow(t disk.Ticket) error {
+	start := time.Now()
+	if err := n.st.Sync(t); err != nil {
+		return fmt.Errorf("fsync: %w", err)
+	}
+	n.m.fsync.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+// syncer makes appends durable and only then sends the messages that
+// depend on them (Raft paper, Figure 2), in Ready order. It takes every job
+// queued and covers them with one fsync: the loop keeps appending while a
+// sync runs, so one fsync carries many proposals. It ends when syncc is
+// closed.
+func (n *node) syncer() {
+	defer close(n.syncDone)
+	var jobs []syncJob
+	failed := false
+	for job := range n.syncc {
+		jobs = append(jobs[:0], job)
+	drain:
+		for {
+			select {
+			case j, ok := <-n.syncc:
+				if !ok {
+					break drain
+				}
+				jobs = append(jobs, j)
+			default:
+				break drain
+			}
+		}
+		if failed {
+			continue // a storage failure stops the node; send nothing more
+		}
+		var last disk.Ticket
+		sync := false
+		for _, j := range jobs {
+			if j.mustSync {
+				sync, last = true, max(last, j.ticket)
+			}
+		}
+		if sync {
+			if err := n.syncNow(last); err != nil {
+				failed = true
+				n.syncErr <- err
+				continue
+			}
+		}
+		for _, j := range jobs {
+			n.tr.send(j.msgs)
+		}
+		clear(jobs)
+	}
 }
 
 func (n *node) serveReads() {

@@ -78,6 +78,7 @@ func Start(cfg Config) (*Server, error) {
 		cfg: cfg, st: st, sm: sm.New(), m: newMetrics(),
 		propc: make(chan *proposal, 4096), readc: make(chan *readReq, 4096),
 		recvc: make(chan raftcore.Message, 4096), callc: make(chan func()),
+		syncc: make(chan syncJob, 4096), syncErr: make(chan error, 1), syncDone: make(chan struct{}),
 		stopc: make(chan struct{}), donec: make(chan struct{}), fatal: make(chan error, 1),
 		waiters: map[waitKey]*proposal{}, readBatches: map[uint64][]*readReq{},
 		addrs: map[string]string{}, lastSnapAt: time.Now(),

@@ -21,12 +21,14 @@ import (
 func main() {
 	var (
 		endpoints, bin, dir, jsonOut string
+		serverArgs                   string
 		spawn                        int
 		cfg                          loadgen.Config
 	)
 	flag.StringVar(&endpoints, "endpoints", "", "client URLs, comma-separated (or use --spawn)")
 	flag.IntVar(&spawn, "spawn", 0, "start a local cluster of this many raft-kv processes (needs --bin)")
 	flag.StringVar(&bin, "bin", "", "raft-kv binary for --spawn")
+	flag.StringVar(&serverArgs, "server-args", "", "extra raft-kv flags for --spawn, space-separated")
 	flag.StringVar(&dir, "dir", "", "data directory for --spawn (default: a temporary directory, removed after)")
 	flag.IntVar(&cfg.Clients, "clients", 64, "concurrent clients")
 	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured duration")
@@ -38,13 +40,13 @@ func main() {
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "seed of the key and operation choices")
 	flag.StringVar(&jsonOut, "json", "", "also write the report as JSON to this file")
 	flag.Parse()
-	if err := run(endpoints, spawn, bin, dir, jsonOut, cfg); err != nil {
+	if err := run(endpoints, spawn, bin, dir, jsonOut, strings.Fields(serverArgs), cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "raft-kv-load: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(endpoints string, spawn int, bin, dir, jsonOut string, cfg loadgen.Config) error {
+func run(endpoints string, spawn int, bin, dir, jsonOut string, serverArgs []string, cfg loadgen.Config) error {
 	ctx := context.Background()
 	switch {
 	case spawn > 0 && bin == "":
@@ -58,7 +60,7 @@ func run(endpoints string, spawn int, bin, dir, jsonOut string, cfg loadgen.Conf
 			defer os.RemoveAll(d)
 			dir = d
 		}
-		c, err := localcluster.Start(localcluster.Options{Bin: bin, Dir: dir, N: spawn})
+		c, err := localcluster.Start(localcluster.Options{Bin: bin, Dir: dir, N: spawn, Args: serverArgs})
 		if err != nil {
 			return err
 		}

@@ -71,13 +71,30 @@ func (OSFS) ReadDir(dir string) ([]string, error) {
 
 // Create implements FS.
 func (OSFS) Create(name string) (File, error) {
-	return os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	return openOS(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY)
 }
 
 // OpenFile implements FS.
 func (OSFS) OpenFile(name string) (File, error) {
-	return os.OpenFile(name, os.O_WRONLY, 0o644)
+	return openOS(name, os.O_WRONLY)
 }
+
+func openOS(name string, flag int) (File, error) {
+	f, err := os.OpenFile(name, flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+
+// osFile syncs with fdatasync where the system has it: it makes the data
+// and the metadata needed to read it back (the size) durable, and skips the
+// modification time, which fsync would journal on every commit. WAL
+// segments are preallocated, so a commit changes no size at all.
+type osFile struct{ *os.File }
+
+// Sync implements File.
+func (f osFile) Sync() error { return datasync(f.File) }
 
 // ReadFile implements FS.
 func (OSFS) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
