@@ -145,7 +145,7 @@ type node struct {
 	syncErr  chan error
 	syncDone chan struct{}
 	stopc    chan struct{}
-	donec chan struct{}
+	donec    chan struct{}
 	// fatal receives the error that stopped the loop (storage failure).
 	fatal chan error
 

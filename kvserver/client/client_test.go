@@ -1,0 +1,129 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeNode answers with scripted responses and records what it was sent.
+type fakeNode struct {
+	mu      sync.Mutex
+	srv     *httptest.Server
+	answers []func(w http.ResponseWriter) // one per request, the last repeats
+	seen    []string                      // "METHOD client/seq"
+}
+
+func newFake(t *testing.T, answers ...func(w http.ResponseWriter)) *fakeNode {
+	f := &fakeNode{answers: answers}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		f.seen = append(f.seen, r.Method+" "+r.Header.Get("X-Client-Id")+"/"+r.Header.Get("X-Request-Seq"))
+		a := f.answers[min(len(f.seen)-1, len(f.answers)-1)]
+		f.mu.Unlock()
+		a(w)
+	}))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func reply(code int, body string, hdr ...string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		for i := 0; i+1 < len(hdr); i += 2 {
+			w.Header().Set(hdr[i], hdr[i+1])
+		}
+		w.WriteHeader(code)
+		_, _ = w.Write([]byte(body))
+	}
+}
+
+func fast(eps ...string) *Client {
+	c, _ := New(eps, Options{Backoff: time.Millisecond, MaxAttempts: 4, AttemptTimeout: time.Second, ClientID: "t"})
+	return c
+}
+
+func TestOutcomes(t *testing.T) {
+	ctx := context.Background()
+	ok := newFake(t, reply(200, `{"outcome":"ok","index":7,"existed":true}`))
+	res, err := fast(ok.srv.URL).Put(ctx, "k", []byte("v"))
+	if err != nil || res.Index != 7 || !res.Existed || OutcomeOf(err) != OK {
+		t.Fatalf("ok: %+v %v", res, err)
+	}
+	// A refusal (4xx) is failed at once, without retries.
+	bad := newFake(t, reply(413, `{"error":"value is 9 bytes; the limit is 8","outcome":"failed","code":"value_too_large"}`))
+	_, err = fast(bad.srv.URL).Put(ctx, "k", []byte("123456789"))
+	if OutcomeOf(err) != Failed || !strings.Contains(err.Error(), "value_too_large") || len(bad.seen) != 1 {
+		t.Fatalf("413: %v after %d requests", err, len(bad.seen))
+	}
+	// Timeouts on every attempt: unknown, and every retry carried the same
+	// session and sequence number.
+	unk := newFake(t, reply(504, `{"error":"timed out","outcome":"unknown","code":"unknown_outcome"}`))
+	_, err = fast(unk.srv.URL).Put(ctx, "k", []byte("v"))
+	if OutcomeOf(err) != Unknown || len(unk.seen) != 4 {
+		t.Fatalf("504: %v after %d requests", err, len(unk.seen))
+	}
+	for _, s := range unk.seen {
+		if s != unk.seen[0] || !strings.HasSuffix(s, "/1") {
+			t.Fatalf("retries differ or seq is not 1: %v", unk.seen)
+		}
+	}
+	// Unknown, then definitely failed: still unknown (the first may apply).
+	mixed := newFake(t, reply(504, `{"outcome":"unknown","code":"unknown_outcome"}`), reply(503, `{"outcome":"failed","code":"no_leader"}`))
+	if _, err = fast(mixed.srv.URL).Put(ctx, "k", []byte("v")); OutcomeOf(err) != Unknown {
+		t.Fatalf("unknown then failed: %v", err)
+	}
+	// Only "no leader" answers: failed.
+	none := newFake(t, reply(503, `{"outcome":"failed","code":"no_leader"}`))
+	if _, err = fast(none.srv.URL).Delete(ctx, "k"); OutcomeOf(err) != Failed {
+		t.Fatalf("no leader: %v", err)
+	}
+	// Nothing listening: failed (never sent).
+	dead := httptest.NewServer(http.NotFoundHandler())
+	url := dead.URL
+	dead.Close()
+	if _, err = fast(url).Put(ctx, "k", []byte("v")); OutcomeOf(err) != Failed {
+		t.Fatalf("connection refused: %v", err)
+	}
+	// Get: found, not found.
+	g := newFake(t, reply(200, `{"key":"k","value":"v","index":3}`), reply(404, `{"outcome":"ok","code":"not_found"}`))
+	c := fast(g.srv.URL)
+	if v, found, err := c.Get(ctx, "k"); err != nil || !found || string(v) != "v" {
+		t.Fatalf("get: %q %v %v", v, found, err)
+	}
+	if _, found, err := c.Get(ctx, "k"); err != nil || found {
+		t.Fatalf("get absent: %v %v", found, err)
+	}
+}
+
+func TestFollowsTheLeaderAndNumbersRequests(t *testing.T) {
+	leader := newFake(t, reply(200, `{"outcome":"ok","index":1}`))
+	follower := newFake(t, reply(200, `{"outcome":"ok","index":1}`, "X-Raft-Leader-Url", leader.srv.URL))
+	c := fast(follower.srv.URL, leader.srv.URL)
+	for i := 0; i < 3; i++ {
+		if _, err := c.Put(context.Background(), "k", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first went to the follower, which named the leader; the rest
+	// went to the leader, each with the next sequence number of the one
+	// session (calls were sequential).
+	if len(follower.seen) != 1 || len(leader.seen) != 2 {
+		t.Fatalf("follower saw %v, leader %v", follower.seen, leader.seen)
+	}
+	if follower.seen[0] != "PUT t-1/1" || leader.seen[0] != "PUT t-1/2" || leader.seen[1] != "PUT t-1/3" {
+		t.Fatalf("sessions: %v %v", follower.seen, leader.seen)
+	}
+}
+
+func TestNewRejectsBadEndpoints(t *testing.T) {
+	if _, err := New(nil, Options{}); err == nil {
+		t.Fatal("no endpoints accepted")
+	}
+	if _, err := New([]string{"http://"}, Options{}); err == nil || !strings.Contains(err.Error(), "http://127.0.0.1:8080") {
+		t.Fatalf("bad endpoint: %v", err)
+	}
+}
