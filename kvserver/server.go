@@ -155,8 +155,9 @@ func (s *Server) Done() <-chan struct{} { return s.stopped }
 func (s *Server) Err() error { return s.err }
 
 // Stop transfers leadership away if this node leads (to the most caught-up
-// voter, waiting at most ctx's deadline), then stops. The data directory is
-// left recoverable either way: everything acknowledged is already synced.
+// voter, waiting until ctx ends or three election timeouts pass), then
+// stops. The data directory is left recoverable either way: everything
+// acknowledged is already synced.
 func (s *Server) Stop(ctx context.Context) {
 	if s.n.stats.isLeader.Load() {
 		if to, err := s.transferAway(ctx); err != nil {
@@ -214,7 +215,14 @@ func (s *Server) transferAway(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return to, s.waitFor(ctx, func() bool { return !s.n.stats.isLeader.Load() })
+	// raftcore aborts a transfer that has not finished within an election
+	// timeout; never wait much longer than that, whatever ctx allows.
+	ctx, cancel := context.WithTimeout(ctx, 3*s.cfg.ElectionTimeout)
+	defer cancel()
+	if err := s.waitFor(ctx, func() bool { return !s.n.stats.isLeader.Load() }); err != nil {
+		return "", fmt.Errorf("transfer to %s: %w", to, err)
+	}
+	return to, nil
 }
 
 // waitFor polls cond every few milliseconds until it holds or ctx ends.
