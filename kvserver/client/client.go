@@ -230,43 +230,43 @@ func (c *Client) write(ctx context.Context, method, key string, body []byte) (Pu
 	s := c.takeSession()
 	defer c.putSession(s)
 	s.seq++
-	op := strings.ToLower(method)
-	e := &Error{Op: op, Key: key, Outcome: Failed}
-	backoff := c.opts.Backoff
-	for e.Attempts < c.opts.MaxAttempts {
-		if e.Attempts > 0 {
-			if !sleep(ctx, backoff) {
-				break
-			}
-			backoff = min(2*backoff, time.Second)
-		}
-		e.Attempts++
-		var res PutResult
-		out, code, msg, retry := c.do(ctx, method, key, body, func(h http.Header) {
+	var res PutResult
+	err := c.retry(ctx, &Error{Op: strings.ToLower(method), Key: key, Outcome: Failed}, true, func() (Outcome, string, string, bool) {
+		return c.do(ctx, method, key, body, func(h http.Header) {
 			h.Set("X-Client-Id", s.id)
 			h.Set("X-Request-Seq", strconv.FormatUint(s.seq, 10))
 		}, &res)
-		if out == OK {
-			return res, nil
-		}
-		if out == Unknown {
-			e.Outcome = Unknown // sticky: an earlier attempt may have been applied
-		}
-		e.Code, e.Msg = code, msg
-		if !retry {
-			break
-		}
+	})
+	if err != nil {
+		return PutResult{}, err
 	}
-	if ctx.Err() != nil && e.Code == "" {
-		e.Code, e.Msg = "timeout", ctx.Err().Error()
-	}
-	return PutResult{}, e
+	return res, nil
 }
 
 // Get reads key through the cluster's ReadIndex (linearizable). found is
 // false when the key is absent.
 func (c *Client) Get(ctx context.Context, key string) (value []byte, found bool, err error) {
-	e := &Error{Op: "get", Key: key, Outcome: Failed}
+	var res struct {
+		Value string `json:"value"`
+	}
+	// A read changes nothing: whatever happened to an attempt, a call that
+	// did not succeed did not take effect.
+	err = c.retry(ctx, &Error{Op: "get", Key: key, Outcome: Failed}, false, func() (Outcome, string, string, bool) {
+		out, code, msg, again := c.do(ctx, http.MethodGet, key, nil, nil, &res)
+		found = out == OK && code != "not_found"
+		return out, code, msg, again
+	})
+	if err != nil || !found {
+		return nil, false, err
+	}
+	return []byte(res.Value), true, nil
+}
+
+// retry runs attempt until it succeeds, cannot usefully be retried, or the
+// attempts or ctx run out, backing off between attempts. e keeps the last
+// failure; with mayApply (a write), one unknown attempt makes the whole
+// call unknown, since that attempt may still be applied.
+func (c *Client) retry(ctx context.Context, e *Error, mayApply bool, attempt func() (out Outcome, code, msg string, again bool)) error {
 	backoff := c.opts.Backoff
 	for e.Attempts < c.opts.MaxAttempts {
 		if e.Attempts > 0 {
@@ -276,27 +276,22 @@ func (c *Client) Get(ctx context.Context, key string) (value []byte, found bool,
 			backoff = min(2*backoff, time.Second)
 		}
 		e.Attempts++
-		var res struct {
-			Value string `json:"value"`
+		out, code, msg, again := attempt()
+		if out == OK {
+			return nil
 		}
-		out, code, msg, retry := c.do(ctx, http.MethodGet, key, nil, nil, &res)
-		switch {
-		case out == OK && code == "not_found":
-			return nil, false, nil
-		case out == OK:
-			return []byte(res.Value), true, nil
+		if out == Unknown && mayApply {
+			e.Outcome = Unknown
 		}
-		// A read changes nothing: whatever happened to an attempt, the
-		// call as a whole did not take effect.
 		e.Code, e.Msg = code, msg
-		if !retry {
+		if !again {
 			break
 		}
 	}
 	if ctx.Err() != nil && e.Code == "" {
 		e.Code, e.Msg = "timeout", ctx.Err().Error()
 	}
-	return nil, false, e
+	return e
 }
 
 // do runs one attempt. It returns the attempt's outcome, the error code and
