@@ -8,14 +8,26 @@ import (
 	"time"
 
 	"github.com/raftlab/raftlab/raftcore"
-	"github.com/raftlab/raftlab/raftcore/memcluster"
 )
 
-// ClusterAdmin is the Admin of an in-process raftcore cluster
-// (memcluster): the simulator's and the tests'. Calls go to the current
-// leader's RawNode; the cluster's owner ticks and delivers.
+// InProcess is a cluster of RawNodes in this process: memcluster's and the
+// runner's simulator.
+type InProcess interface {
+	// Leader is the running leader of the highest term, or "".
+	Leader() string
+	// RN is a running node's RawNode.
+	RN(id string) (*raftcore.RawNode, error)
+	// LogOf is the entries a node has persisted, and its snapshot index.
+	LogOf(id string) ([]raftcore.Entry, uint64, error)
+	// SnapshotOf is a node's latest snapshot.
+	SnapshotOf(id string) (raftcore.Snapshot, error)
+}
+
+// ClusterAdmin is the Admin of an in-process raftcore cluster: the
+// simulator's and the tests'. Calls go to the current leader's RawNode;
+// the cluster's owner ticks and delivers.
 type ClusterAdmin struct {
-	C *memcluster.Cluster
+	C InProcess
 	// Now is the cluster's (virtual) clock.
 	Now func() time.Time
 }
@@ -147,7 +159,7 @@ func (a *ClusterAdmin) committedConfig(id string, commit uint64, obs *Observatio
 	if err != nil {
 		return err
 	}
-	snap, err := a.C.Node(id).Storage.Snapshot()
+	snap, err := a.C.SnapshotOf(id)
 	if err != nil {
 		return err
 	}

@@ -430,6 +430,15 @@ func (c *Cluster) LogOf(id string) ([]raftcore.Entry, uint64, error) {
 	return ents, first - 1, err
 }
 
+// SnapshotOf returns a node's latest snapshot.
+func (c *Cluster) SnapshotOf(id string) (raftcore.Snapshot, error) {
+	n := c.nodes[id]
+	if n == nil {
+		return raftcore.Snapshot{}, fmt.Errorf("memcluster: no node %q", id)
+	}
+	return n.Storage.Snapshot()
+}
+
 func encodeKV(kv map[string]string) []byte {
 	var b strings.Builder
 	for _, k := range slices.Sorted(maps.Keys(kv)) {

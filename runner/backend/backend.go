@@ -1,0 +1,181 @@
+// Package backend is the seam between the runner's engine and the places
+// an experiment runs: the deterministic simulator (runner/sim), real
+// processes on loopback (runner/local) and, later, Kubernetes. The engine
+// plays the steps and the workload through Cluster; a backend only carries
+// them out and reports what it sees.
+package backend
+
+import (
+	"context"
+	"time"
+
+	"github.com/raftlab/raftlab/reconfig"
+	"github.com/raftlab/raftlab/runner/experiment"
+)
+
+// Kind is an operation's type.
+type Kind string
+
+const (
+	Put Kind = "put"
+	Get Kind = "get"
+)
+
+// Outcome is what a client knows of an operation.
+type Outcome string
+
+const (
+	// OK: acknowledged (a write applied, a read answered).
+	OK Outcome = "ok"
+	// Failed: certainly not applied.
+	Failed Outcome = "failed"
+	// Unknown: may have been applied, at any time after the call.
+	Unknown Outcome = "unknown"
+)
+
+// Op is one client operation through one node.
+type Op struct {
+	Kind     Kind
+	Key      string
+	Value    string
+	ClientID string
+	Seq      uint64
+}
+
+// Result is an operation's outcome; for a read, Value and Found.
+type Result struct {
+	Outcome Outcome
+	Value   string
+	Found   bool
+	// Err explains a failed or unknown outcome.
+	Err string
+}
+
+// Fault is a delay or loss on peer messages.
+type Fault struct {
+	DelayMs, JitterMs int
+	LossPercent       float64
+}
+
+// NodeView is what the runner sees of one node.
+type NodeView struct {
+	ID      string
+	Up      bool // running (not killed); a paused node is Up and Paused
+	Paused  bool
+	Leader  bool
+	Term    uint64
+	Applied uint64
+	Commit  uint64
+	// Joint is the node's joint state: none, entering, joint, leaving.
+	Joint string
+	// Voters and Learners of the node's latest configuration.
+	Voters, Learners []string
+}
+
+// View is a snapshot of the cluster.
+type View struct {
+	Nodes []NodeView
+	// Leader is the running leader of the highest term, or "".
+	Leader string
+}
+
+// Node returns a node's view, or a zero view with Up false.
+func (v View) Node(id string) NodeView {
+	for _, n := range v.Nodes {
+		if n.ID == id {
+			return n
+		}
+	}
+	return NodeView{ID: id}
+}
+
+// Cluster is a running experiment cluster. The engine calls it from one
+// goroutine, except the callbacks it hands in (op completion, timers),
+// which a concurrent backend may run on other goroutines.
+type Cluster interface {
+	// Now is the time since the experiment started (virtual on sim).
+	Now() time.Duration
+	// Clock is Now as a reconfig.Clock (for the reconfiguration driver).
+	Clock() reconfig.Clock
+	// WaitUntil runs the cluster until cond holds or timeout passes and
+	// reports whether cond held. cond == nil waits the whole timeout.
+	WaitUntil(ctx context.Context, cond func() bool, timeout time.Duration) bool
+	// After runs fn at the given time since the start (at once if past).
+	After(at time.Duration, fn func())
+	// Observe reports the cluster's state.
+	Observe(ctx context.Context) View
+
+	// Block cuts the peer link between two nodes, both ways (a partition
+	// is a set of blocked links; nodes need not be started yet).
+	Block(a, b string) error
+	// Heal removes every block and fault.
+	Heal() error
+	// SetFault sets a fault on messages from one node to another; ""
+	// means every node.
+	SetFault(from, to string, f Fault) error
+	// Start starts a new, empty node; startup is the membership it takes
+	// in unsafe-early-vote mode (nil otherwise).
+	Start(id string, startup []string) error
+	Kill(id string) error
+	// Restart starts a killed node from its disk; startup as in Start.
+	Restart(id string, startup []string) error
+	Pause(id string) error
+	Resume(id string) error
+	TransferLeader(to string) error
+	// Admin is the reconfiguration driver's way in.
+	Admin() reconfig.Admin
+
+	// Do issues op through node and calls done exactly once with its
+	// outcome, within timeout (then Unknown, for a write).
+	Do(node string, op Op, timeout time.Duration, done func(Result))
+
+	// Stats are backend-specific measurements (message counts, catch-up
+	// bytes), merged into the results.
+	Stats() Stats
+	// Close stops everything the backend started.
+	Close() error
+}
+
+// Stats are what a backend measured beyond the history.
+type Stats struct {
+	// BytesTo counts peer payload bytes (entries and snapshots) sent to
+	// each node; nil when the backend cannot see them.
+	BytesTo map[string]uint64
+	// Elections lists every election won: who, term, counted voters and
+	// whether the configuration it counted came from its log.
+	Elections []Election
+	// Configs are the configuration entries committed, by index.
+	Configs []ConfigRecord
+	// Violations are invariant breaks the backend saw directly.
+	Violations []string
+	// Dir is where the backend kept its files (local: data and logs).
+	Dir string
+}
+
+// Election is one won election.
+type Election struct {
+	AtMs    int64
+	Leader  string
+	Term    uint64
+	Granted []string
+	// Counted is the configuration the votes were counted in; LogConfig
+	// the leader's configuration from its log at that moment.
+	Counted, LogConfig string
+	// NonMembers are granters that were not voters of LogConfig.
+	NonMembers []string
+}
+
+// ConfigRecord is one configuration entry seen committed.
+type ConfigRecord struct {
+	Index    uint64
+	Voters   []string
+	Outgoing []string
+	Learners []string
+	AtMs     int64
+}
+
+// Backend starts clusters for experiments.
+type Backend interface {
+	Name() string
+	Start(ctx context.Context, exp *experiment.Experiment, seed uint64) (Cluster, error)
+}

@@ -1,0 +1,950 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/raftlab/raftlab/reconfig"
+	"github.com/raftlab/raftlab/runner/backend"
+	"github.com/raftlab/raftlab/runner/experiment"
+)
+
+// Options configure one run.
+type Options struct {
+	Backend backend.Backend
+	// Seed overrides the file's seed when non-zero.
+	Seed uint64
+	// Sets are the --set overrides already applied to the experiment,
+	// recorded in the results and the replay command.
+	Sets []string
+	// CheckTimeout bounds porcupine (default 60 s); a timeout is the
+	// verdict unknown.
+	CheckTimeout time.Duration
+	// Log receives one line per step as it runs (nil: quiet).
+	Log io.Writer
+}
+
+// run is the engine's state for one run. Callbacks from the backend may
+// come from other goroutines (local backend): mu guards the fields below
+// it, and is never held across a call into the backend (the simulator
+// runs callbacks inside those calls).
+type run struct {
+	exp  *experiment.Experiment
+	c    backend.Cluster
+	opts Options
+	ctx  context.Context
+	seed uint64
+	mode reconfig.Mode
+
+	mu          sync.Mutex
+	rng         *rand.Rand
+	hist        []HistoryEntry
+	outstanding int
+	phase       string
+	workloadEnd time.Duration
+	replicaSet  []string
+	started     map[string]bool
+	killed      map[string]bool
+	paused      map[string]bool
+	blocked     map[[2]string]bool
+	steps       []StepRecord
+	reconfigs   []*reconfigRun
+	driverGen   int
+	leaderSeen  string
+	changes     []leaderChange
+	transferAt  time.Duration
+	stepSeq     uint64
+	notes       []string
+}
+
+type leaderChange struct {
+	from, to string
+	at       time.Duration
+	transfer bool
+}
+
+type reconfigRun struct {
+	rec       Reconfiguration
+	events    []reconfig.Event
+	bytesFrom map[string]uint64
+	newbies   []string
+}
+
+func (r *run) logf(format string, args ...any) {
+	if r.opts.Log != nil {
+		fmt.Fprintf(r.opts.Log, "%8.3fs  %s\n", r.c.Now().Seconds(), fmt.Sprintf(format, args...))
+	}
+}
+
+func nodeName(i int) string { return fmt.Sprintf("kv-%d", i) }
+
+// Execute runs an experiment on a backend and returns its result (not yet
+// written anywhere) and the history.
+func Execute(ctx context.Context, exp *experiment.Experiment, opts Options) (*Run, error) {
+	seed := exp.Seed
+	if opts.Seed != 0 {
+		seed = opts.Seed
+	}
+	if opts.CheckTimeout == 0 {
+		opts.CheckTimeout = 60 * time.Second
+	}
+	mode, err := reconfig.ParseMode(exp.Cluster.SafetyMode)
+	if err != nil {
+		return nil, err
+	}
+	wall := time.Now()
+	c, err := opts.Backend.Start(ctx, exp, seed)
+	if err != nil {
+		return nil, fmt.Errorf("%s backend: start: %w", opts.Backend.Name(), err)
+	}
+	defer c.Close()
+	r := &run{exp: exp, c: c, opts: opts, ctx: ctx, seed: seed, mode: mode,
+		rng:     rand.New(rand.NewPCG(seed, 0x72756e)),
+		phase:   "before",
+		started: map[string]bool{}, killed: map[string]bool{}, paused: map[string]bool{}, blocked: map[[2]string]bool{}}
+	for i := 0; i < exp.Cluster.Replicas; i++ {
+		r.replicaSet = append(r.replicaSet, nodeName(i))
+		r.started[nodeName(i)] = true
+	}
+	et := time.Duration(exp.Cluster.ElectionTimeoutMs) * time.Millisecond
+	if !c.WaitUntil(ctx, func() bool { return c.Observe(ctx).Leader != "" }, 30*et) {
+		return nil, fmt.Errorf("%s backend: no leader elected within %v of the start", opts.Backend.Name(), 30*et)
+	}
+	r.leaderSeen = c.Observe(ctx).Leader
+	r.logf("cluster up: %d nodes, leader %s, mode %s", exp.Cluster.Replicas, r.leaderSeen, mode)
+	start := c.Now()
+	r.workloadEnd = start + exp.Workload.Duration.D()
+	r.startMonitor()
+	r.startWorkload()
+	for i, s := range exp.Steps {
+		if s.At != nil {
+			idx, st := i, s
+			c.After(start+s.At.D(), func() { r.runStep(idx, st) })
+		}
+	}
+	for i, s := range exp.Steps {
+		if ctx.Err() != nil {
+			break
+		}
+		if s.At == nil {
+			r.runStep(i, s)
+		}
+	}
+	// The run ends when the workload is over and every call has returned.
+	opTimeout := time.Duration(exp.Workload.OpTimeoutMs) * time.Millisecond
+	c.WaitUntil(ctx, func() bool { return c.Now() >= r.workloadEnd }, r.workloadEnd-c.Now()+time.Millisecond)
+	c.WaitUntil(ctx, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.outstanding == 0
+	}, 2*opTimeout+time.Second)
+	r.mu.Lock()
+	r.driverGen++ // stops a driver still running
+	r.mu.Unlock()
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	return r.result(c.Stats(), start, wall), nil
+}
+
+// startMonitor watches the leader to time failovers.
+func (r *run) startMonitor() {
+	every := 10 * time.Millisecond
+	if r.opts.Backend.Name() != "sim" {
+		every = 100 * time.Millisecond
+	}
+	var tick func()
+	tick = func() {
+		lead := r.c.Observe(r.ctx).Leader
+		now := r.c.Now()
+		r.mu.Lock()
+		if lead != r.leaderSeen {
+			tr := r.transferAt > 0 && now-r.transferAt < 4*time.Duration(r.exp.Cluster.ElectionTimeoutMs)*time.Millisecond
+			if r.leaderSeen != "" {
+				r.changes = append(r.changes, leaderChange{from: r.leaderSeen, to: lead, at: now, transfer: tr})
+			} else if n := len(r.changes); n > 0 && r.changes[n-1].to == "" {
+				r.changes[n-1].to = lead
+			}
+			r.leaderSeen = lead
+		}
+		done := now > r.workloadEnd
+		r.mu.Unlock()
+		if !done {
+			r.c.After(now+every, tick)
+		}
+	}
+	r.c.After(r.c.Now(), tick)
+}
+
+// ---- workload ----
+
+type client struct {
+	idx  int
+	name string
+	seq  uint64
+	next time.Duration // open loop: the next scheduled call
+}
+
+func (r *run) startWorkload() {
+	w := r.exp.Workload
+	for i := 0; i < w.Clients; i++ {
+		cl := &client{idx: i, name: fmt.Sprintf("c%d", i)}
+		first := r.c.Now()
+		if w.Rate > 0 {
+			interval := time.Duration(float64(w.Clients) / w.Rate * float64(time.Second))
+			first += interval * time.Duration(i) / time.Duration(w.Clients)
+			cl.next = first
+		}
+		r.c.After(first, func() { r.issue(cl) })
+	}
+}
+
+// pick chooses the next operation of a client (under mu).
+func (r *run) pick(cl *client) (string, backend.Op) {
+	w := r.exp.Workload
+	var key int
+	if w.KeyDistribution == "zipf" && w.Keys > 1 {
+		z := rand.NewZipf(r.rng, w.ZipfS, 1, uint64(w.Keys-1))
+		key = int(z.Uint64())
+	} else {
+		key = r.rng.IntN(w.Keys)
+	}
+	nodes := r.nodesLocked()
+	node := nodes[r.rng.IntN(len(nodes))]
+	cl.seq++
+	op := backend.Op{Kind: backend.Put, Key: fmt.Sprintf("k%d", key), ClientID: cl.name, Seq: cl.seq}
+	if r.rng.Float64() < w.ReadRatio {
+		op.Kind = backend.Get
+	} else {
+		v := fmt.Sprintf("%s-%d", cl.name, cl.seq)
+		if pad := w.ValueBytes - len(v); pad > 0 {
+			v += strings.Repeat(".", pad)
+		}
+		op.Value = v
+	}
+	return node, op
+}
+
+// nodesLocked lists the nodes clients may call: every node started (a
+// killed one refuses the connection, as a real one does).
+func (r *run) nodesLocked() []string {
+	var ids []string
+	for id := range r.started {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (r *run) issue(cl *client) {
+	w := r.exp.Workload
+	now := r.c.Now()
+	if now >= r.workloadEnd || r.ctx.Err() != nil {
+		return
+	}
+	r.mu.Lock()
+	node, op := r.pick(cl)
+	intended := now
+	if w.Rate > 0 && cl.next < now {
+		intended = cl.next
+	}
+	r.outstanding++
+	phase := r.phase
+	r.mu.Unlock()
+	timeout := time.Duration(w.OpTimeoutMs) * time.Millisecond
+	r.c.Do(node, op, timeout, func(res backend.Result) {
+		ret := r.c.Now()
+		r.record(cl.name, node, op, res, now, ret, intended, phase)
+		var next time.Duration
+		if w.Rate > 0 {
+			interval := time.Duration(float64(w.Clients) / w.Rate * float64(time.Second))
+			r.mu.Lock()
+			cl.next += interval
+			next = max(cl.next, ret)
+			r.mu.Unlock()
+		} else {
+			next = ret
+			if res.Outcome == backend.Failed {
+				// A refused call returns at once: back off instead of
+				// spinning on a node that is down.
+				next = ret + 10*time.Millisecond
+			}
+		}
+		r.c.After(next, func() { r.issue(cl) })
+	})
+}
+
+func (r *run) record(clientName, node string, op backend.Op, res backend.Result, call, ret, intended time.Duration, phase string) {
+	h := HistoryEntry{Client: clientName, Node: node, Op: string(op.Kind), Key: op.Key, Outcome: string(res.Outcome),
+		CallNs: int64(call), ReturnNs: int64(ret), Err: res.Err, Phase: phase, IntendedNs: int64(intended)}
+	if op.Kind == backend.Put {
+		h.Value = op.Value
+	} else if res.Outcome == backend.OK {
+		found := res.Found
+		h.Found = &found
+		h.Value = res.Value
+	}
+	r.mu.Lock()
+	r.hist = append(r.hist, h)
+	r.outstanding--
+	r.mu.Unlock()
+}
+
+// ---- steps ----
+
+func (r *run) runStep(i int, s experiment.Step) {
+	c := r.c
+	if s.When != nil {
+		cond := r.condition(*s.When)
+		c.WaitUntil(r.ctx, cond, r.workloadEnd-c.Now()+time.Second)
+	}
+	rec := StepRecord{Index: i + 1, Action: s.Action(), Label: s.Label(), StartMs: c.Now().Milliseconds(), OK: true}
+	r.logf("step %d: %s", i+1, rec.Label)
+	err := r.act(s, &rec)
+	if err != nil {
+		rec.OK = false
+		rec.Note = err.Error()
+		r.logf("step %d: %v", i+1, err)
+	}
+	rec.EndMs = c.Now().Milliseconds()
+	r.mu.Lock()
+	r.steps = append(r.steps, rec)
+	r.mu.Unlock()
+}
+
+func (r *run) setPhase(p string) {
+	r.mu.Lock()
+	r.phase = p
+	r.mu.Unlock()
+}
+
+func (r *run) startupFor(extra ...string) []string {
+	if r.mode != reconfig.UnsafeEarlyVote {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	set := slices.Clone(r.replicaSet)
+	for _, id := range extra {
+		if !slices.Contains(set, id) {
+			set = append(set, id)
+		}
+	}
+	slices.Sort(set)
+	return set
+}
+
+func (r *run) act(s experiment.Step, rec *StepRecord) error {
+	c := r.c
+	et := time.Duration(r.exp.Cluster.ElectionTimeoutMs) * time.Millisecond
+	switch {
+	case s.Sleep != nil:
+		c.WaitUntil(r.ctx, nil, s.Sleep.D())
+	case s.Await != nil:
+		if !c.WaitUntil(r.ctx, r.condition(*s.Await), s.Await.Timeout.D()) {
+			return fmt.Errorf("timed out after %v", s.Await.Timeout.D())
+		}
+	case s.Partition != nil && (s.Partition.Shape == "bridge" || s.Partition.Shape == "ring"):
+		r.setPhase(rec.Label)
+		if err := r.c.Heal(); err != nil {
+			return err
+		}
+		pairs := r.shapeLinks(s.Partition.Shape)
+		rec.Note = fmt.Sprintf("%d links cut", len(pairs))
+		for _, p := range pairs {
+			if err := r.block(p[0], p[1]); err != nil {
+				return err
+			}
+		}
+	case s.Partition != nil:
+		groups, err := r.partitionGroups(*s.Partition)
+		if err != nil {
+			return err
+		}
+		rec.Note = groupsText(groups)
+		r.setPhase(rec.Label)
+		return r.blockGroups(groups)
+	case s.Isolate != nil:
+		ids, err := r.resolve(*s.Isolate)
+		if err != nil {
+			return err
+		}
+		r.setPhase(rec.Label)
+		for _, id := range ids {
+			for _, o := range r.allNames() {
+				if o != id {
+					if err := r.block(id, o); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	case s.Heal != nil:
+		r.mu.Lock()
+		r.blocked = map[[2]string]bool{}
+		r.mu.Unlock()
+		r.setPhase("after")
+		return c.Heal()
+	case s.Delay != nil, s.Loss != nil:
+		f := s.Delay
+		fault := backend.Fault{}
+		if f != nil {
+			fault.DelayMs, fault.JitterMs = f.Ms, f.JitterMs
+		} else {
+			f = s.Loss
+			fault.LossPercent = f.Percent
+		}
+		r.setPhase(rec.Label)
+		if f.From != "" {
+			from, err := r.resolve(experiment.Nodes{f.From})
+			if err != nil {
+				return err
+			}
+			to, err := r.resolve(experiment.Nodes{f.To})
+			if err != nil {
+				return err
+			}
+			return c.SetFault(from[0], to[0], fault)
+		}
+		if len(f.Nodes) == 0 {
+			return c.SetFault("", "", fault)
+		}
+		ids, err := r.resolve(f.Nodes)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := c.SetFault(id, "", fault); err != nil {
+				return err
+			}
+			if err := c.SetFault("", id, fault); err != nil {
+				return err
+			}
+		}
+	case s.Kill != nil, s.Pause != nil:
+		nodes := s.Kill
+		if nodes == nil {
+			nodes = s.Pause
+		}
+		ids, err := r.resolve(*nodes)
+		if err != nil {
+			return err
+		}
+		r.setPhase(rec.Label)
+		for _, id := range ids {
+			if s.Kill != nil {
+				err = c.Kill(id)
+				r.mu.Lock()
+				r.killed[id] = err == nil
+				r.mu.Unlock()
+			} else {
+				err = c.Pause(id)
+				r.mu.Lock()
+				r.paused[id] = err == nil
+				r.mu.Unlock()
+			}
+			if err != nil {
+				return err
+			}
+		}
+	case s.Restart != nil:
+		ids, err := r.resolve(*s.Restart)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := r.restart(id); err != nil {
+				return err
+			}
+		}
+	case s.Resume != nil:
+		ids, err := r.resolve(*s.Resume)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := c.Resume(id); err != nil {
+				return err
+			}
+			r.mu.Lock()
+			delete(r.paused, id)
+			r.mu.Unlock()
+		}
+	case s.Start != nil:
+		for _, id := range *s.Start {
+			if err := r.startNode(id); err != nil {
+				return err
+			}
+		}
+	case s.Scale != nil:
+		var desired []string
+		for i := 0; i < *s.Scale; i++ {
+			desired = append(desired, nodeName(i))
+		}
+		r.setPhase(rec.Label)
+		return r.reconfigure(desired)
+	case s.Reconfigure != nil:
+		r.setPhase(rec.Label)
+		return r.reconfigure(slices.Sorted(slices.Values(s.Reconfigure.Voters)))
+	case s.TransferLeader != nil:
+		ids, err := r.resolve(experiment.Nodes{*s.TransferLeader})
+		if err != nil {
+			return err
+		}
+		to := ids[0]
+		r.mu.Lock()
+		r.transferAt = c.Now()
+		r.mu.Unlock()
+		ok := c.WaitUntil(r.ctx, func() bool {
+			v := c.Observe(r.ctx)
+			if v.Leader == to {
+				return true
+			}
+			if v.Leader != "" && !v.Node(v.Leader).Paused {
+				_ = c.TransferLeader(to)
+			}
+			return false
+		}, 10*et)
+		if !ok {
+			return fmt.Errorf("leadership did not move to %s within %v", to, 10*et)
+		}
+	case s.Put != nil, s.Get != nil:
+		return r.explicit(s, rec)
+	case s.Random != nil:
+		r.random(*s.Random)
+	}
+	return nil
+}
+
+// explicit runs a put or get step through its node and waits for it.
+func (r *run) explicit(s experiment.Step, rec *StepRecord) error {
+	o := s.Put
+	op := backend.Op{Kind: backend.Put}
+	if o == nil {
+		o = s.Get
+		op.Kind = backend.Get
+	}
+	ids, err := r.resolve(experiment.Nodes{o.Node})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.stepSeq++
+	op.ClientID, op.Seq, op.Key, op.Value = "steps", r.stepSeq, o.Key, o.Value
+	r.outstanding++
+	phase := r.phase
+	r.mu.Unlock()
+	done := false
+	var got backend.Result
+	call := r.c.Now()
+	timeout := time.Duration(r.exp.Workload.OpTimeoutMs) * time.Millisecond
+	r.c.Do(ids[0], op, timeout, func(res backend.Result) {
+		r.record("steps", ids[0], op, res, call, r.c.Now(), call, phase)
+		r.mu.Lock()
+		done, got = true, res
+		r.mu.Unlock()
+	})
+	r.c.WaitUntil(r.ctx, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return done
+	}, timeout+time.Second)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case !done:
+		rec.Note = "no answer"
+	case op.Kind == backend.Get && got.Outcome == backend.OK && got.Found:
+		rec.Note = fmt.Sprintf("ok: %s=%s", op.Key, got.Value)
+	case op.Kind == backend.Get && got.Outcome == backend.OK:
+		rec.Note = fmt.Sprintf("ok: %s not found", op.Key)
+	default:
+		rec.Note = string(got.Outcome)
+		if got.Err != "" {
+			rec.Note += ": " + got.Err
+		}
+	}
+	return nil
+}
+
+func (r *run) startNode(id string) error {
+	r.mu.Lock()
+	exists := r.started[id]
+	r.mu.Unlock()
+	if exists {
+		return nil
+	}
+	if err := r.c.Start(id, r.startupFor(id)); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.started[id] = true
+	if !slices.Contains(r.replicaSet, id) {
+		r.replicaSet = append(r.replicaSet, id)
+		slices.Sort(r.replicaSet)
+	}
+	r.mu.Unlock()
+	return r.reapplyBlocks(id)
+}
+
+func (r *run) restart(id string) error {
+	r.mu.Lock()
+	paused := r.paused[id]
+	r.mu.Unlock()
+	if paused {
+		if err := r.c.Resume(id); err != nil {
+			return err
+		}
+	}
+	if !r.c.Observe(r.ctx).Node(id).Up {
+		if err := r.c.Restart(id, r.startupFor()); err != nil {
+			return err
+		}
+	} else {
+		// A restart of a running node: kill it first (a crash, not a
+		// graceful stop).
+		if err := r.c.Kill(id); err != nil {
+			return err
+		}
+		if err := r.c.Restart(id, r.startupFor()); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	delete(r.killed, id)
+	delete(r.paused, id)
+	r.mu.Unlock()
+	return r.reapplyBlocks(id)
+}
+
+// ---- membership ----
+
+func (r *run) policy() reconfig.Policy {
+	et := time.Duration(r.exp.Cluster.ElectionTimeoutMs) * time.Millisecond
+	return reconfig.Policy{MaxLag: 64, Stabilization: et, RateLimit: et,
+		FlapThreshold: 5, FlapWindow: 20 * et, MaxObservationAge: 5 * time.Second,
+		Retry: 100 * time.Millisecond, MaxRetry: time.Second}
+}
+
+// reconfigure starts the missing nodes and a reconfiguration driver toward
+// desired, in the background; a later reconfigure replaces it.
+func (r *run) reconfigure(desired []string) error {
+	r.mu.Lock()
+	if r.mode == reconfig.UnsafeEarlyVote {
+		// The deployment's replica set (its peer list) is the target: a
+		// member that starts or restarts now takes it as its membership.
+		r.replicaSet = slices.Clone(desired)
+	}
+	r.mu.Unlock()
+	var newbies []string
+	for _, id := range desired {
+		r.mu.Lock()
+		have := r.started[id]
+		r.mu.Unlock()
+		if !have {
+			newbies = append(newbies, id)
+			if err := r.startNode(id); err != nil {
+				return err
+			}
+		}
+	}
+	v := r.c.Observe(r.ctx)
+	rr := &reconfigRun{rec: Reconfiguration{To: desired, StartMs: r.c.Now().Milliseconds(), EndMs: -1, PhasesMs: map[string]int64{}},
+		newbies: newbies, bytesFrom: r.c.Stats().BytesTo}
+	if v.Leader != "" {
+		rr.rec.From = v.Node(v.Leader).Voters
+	}
+	rr.bytesFrom = copyCounts(rr.bytesFrom)
+	d := &reconfig.Driver{Admin: r.c.Admin(), Mode: r.mode, Policy: r.policy(), Desired: desired, Clock: r.c.Clock()}
+	d.OnEvent = func(e reconfig.Event) {
+		r.mu.Lock()
+		rr.events = append(rr.events, e)
+		if e.Kind == reconfig.EventStepStarted {
+			rr.rec.Steps = append(rr.rec.Steps, fmt.Sprintf("%dms %s", r.c.Now().Milliseconds(), e.Decision.Step))
+		}
+		if e.Decision.Why != "" {
+			rr.rec.LastReason = e.Decision.String()
+		}
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	r.driverGen++
+	gen := r.driverGen
+	r.reconfigs = append(r.reconfigs, rr)
+	r.mu.Unlock()
+	r.logf("reconfiguration driver (%s) toward voters %s", r.mode, strings.Join(desired, " "))
+	var loop func()
+	loop = func() {
+		r.mu.Lock()
+		live := gen == r.driverGen
+		r.mu.Unlock()
+		if !live || r.ctx.Err() != nil {
+			return
+		}
+		dec := d.Step(r.ctx)
+		now := r.c.Now()
+		if dec.Kind == reconfig.Done {
+			bytes := r.c.Stats().BytesTo
+			r.mu.Lock()
+			rr.rec.Done, rr.rec.EndMs = true, now.Milliseconds()
+			if bytes != nil {
+				var b uint64
+				for _, id := range rr.newbies {
+					b += bytes[id] - rr.bytesFrom[id]
+				}
+				rr.rec.CatchUpB = &b
+			}
+			r.mu.Unlock()
+			r.logf("reconfiguration done: voters %s", strings.Join(desired, " "))
+			return
+		}
+		next := now + 20*time.Millisecond
+		if dec.Kind == reconfig.Wait && !dec.Until.IsZero() {
+			if w := dec.Until.Sub(r.c.Clock().Now()); w > 0 && w < time.Second {
+				next = now + w
+			}
+		}
+		r.c.After(next, loop)
+	}
+	r.c.After(r.c.Now(), loop)
+	return nil
+}
+
+func copyCounts(m map[string]uint64) map[string]uint64 {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]uint64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// ---- conditions and selectors ----
+
+func (r *run) condition(c experiment.Condition) func() bool {
+	return func() bool {
+		v := r.c.Observe(r.ctx)
+		switch {
+		case c.Leader != nil:
+			return (v.Leader != "") == *c.Leader
+		case len(c.LeaderIn) > 0:
+			return v.Leader != "" && slices.Contains(c.LeaderIn, v.Leader)
+		case c.JointState != "":
+			if v.Leader == "" {
+				return false
+			}
+			return v.Node(v.Leader).Joint == c.JointState
+		case c.Applied != nil:
+			for _, n := range v.Nodes {
+				if (c.Node == "" || c.Node == n.ID) && n.Up && n.Applied < *c.Applied {
+					return false
+				}
+			}
+			return true
+		case c.CaughtUp != "":
+			if v.Leader == "" {
+				return false
+			}
+			n := v.Node(c.CaughtUp)
+			return n.Up && n.Applied >= v.Node(v.Leader).Commit
+		case c.Reconfigured != nil:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			done := len(r.reconfigs) > 0 && r.reconfigs[len(r.reconfigs)-1].rec.Done
+			return done == *c.Reconfigured
+		}
+		return false
+	}
+}
+
+// allNames lists every node the experiment has started.
+func (r *run) allNames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nodesLocked()
+}
+
+// resolve turns names and selectors into node ids, now.
+func (r *run) resolve(names experiment.Nodes) ([]string, error) {
+	v := r.c.Observe(r.ctx)
+	all := r.allNames()
+	var out []string
+	for _, n := range names {
+		switch n {
+		case "leader":
+			if v.Leader == "" {
+				return nil, fmt.Errorf("selector leader: there is no leader now")
+			}
+			out = append(out, v.Leader)
+		case "follower":
+			var fs []string
+			for _, id := range all {
+				if id != v.Leader && v.Node(id).Up {
+					fs = append(fs, id)
+				}
+			}
+			if len(fs) == 0 {
+				return nil, fmt.Errorf("selector follower: no running follower")
+			}
+			r.mu.Lock()
+			out = append(out, fs[r.rng.IntN(len(fs))])
+			r.mu.Unlock()
+		case "minority", "majority":
+			shuffled := r.shuffled(all)
+			k := (len(all) - 1) / 2
+			if n == "majority" {
+				k = len(all)/2 + 1
+			}
+			out = append(out, shuffled[:k]...)
+		default:
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+func (r *run) shuffled(ids []string) []string {
+	out := slices.Clone(ids)
+	r.mu.Lock()
+	r.rng.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	r.mu.Unlock()
+	return out
+}
+
+// partitionGroups turns a partition step into groups of nodes; nodes a
+// partition does not name form one more group (for explicit groups).
+func (r *run) partitionGroups(p experiment.Partition) ([][]string, error) {
+	all := r.allNames()
+	if p.Shape == "" {
+		named := map[string]bool{}
+		for _, g := range p.Groups {
+			for _, id := range g {
+				named[id] = true
+			}
+		}
+		groups := slices.Clone(p.Groups)
+		var rest []string
+		for _, id := range all {
+			if !named[id] {
+				rest = append(rest, id)
+			}
+		}
+		if len(rest) > 0 {
+			groups = append(groups, rest)
+		}
+		return groups, nil
+	}
+	switch p.Shape {
+	case "isolate-leader":
+		lead := r.c.Observe(r.ctx).Leader
+		if lead == "" {
+			return nil, fmt.Errorf("isolate-leader: there is no leader now")
+		}
+		var rest []string
+		for _, id := range all {
+			if id != lead {
+				rest = append(rest, id)
+			}
+		}
+		return [][]string{{lead}, rest}, nil
+	case "majority-minority":
+		s := r.shuffled(all)
+		k := len(s)/2 + 1
+		return [][]string{s[:k], s[k:]}, nil
+	}
+	return nil, fmt.Errorf("partition shape %s is applied as links, not groups", p.Shape)
+}
+
+// shapeLinks are the links a bridge or ring partition cuts (Jepsen's
+// nemesis shapes): bridge, two halves joined by one node that sees both;
+// ring, each node sees only its two neighbours on a random ring, so each
+// sees a majority of 5 and no two see the same one.
+func (r *run) shapeLinks(shape string) [][2]string {
+	s := r.shuffled(r.allNames())
+	n := len(s)
+	var pairs [][2]string
+	switch shape {
+	case "bridge":
+		half := 1 + (n-1)/2
+		for _, a := range s[1:half] {
+			for _, b := range s[half:] {
+				pairs = append(pairs, [2]string{a, b})
+			}
+		}
+	case "ring":
+		for i := 0; i < n; i++ {
+			for j := i + 1; j < n; j++ {
+				if d := min(j-i, n-(j-i)); d > 1 {
+					pairs = append(pairs, [2]string{s[i], s[j]})
+				}
+			}
+		}
+	}
+	return pairs
+}
+
+func groupsText(groups [][]string) string {
+	var parts []string
+	for _, g := range groups {
+		parts = append(parts, "["+strings.Join(g, " ")+"]")
+	}
+	return strings.Join(parts, " | ")
+}
+
+// blockGroups cuts every link between nodes of different groups.
+func (r *run) blockGroups(groups [][]string) error {
+	if err := r.c.Heal(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.blocked = map[[2]string]bool{}
+	r.mu.Unlock()
+	for i, g := range groups {
+		for _, h := range groups[i+1:] {
+			for _, a := range g {
+				for _, b := range h {
+					if err := r.block(a, b); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (r *run) block(a, b string) error {
+	r.mu.Lock()
+	r.blocked[[2]string{a, b}] = true
+	r.mu.Unlock()
+	return r.c.Block(a, b)
+}
+
+// reapplyBlocks cuts a node that just started from the nodes it is
+// partitioned from (a new process has no faults of its own).
+func (r *run) reapplyBlocks(id string) error {
+	r.mu.Lock()
+	var pairs [][2]string
+	for p := range r.blocked {
+		if p[0] == id || p[1] == id {
+			pairs = append(pairs, p)
+		}
+	}
+	r.mu.Unlock()
+	sort.Slice(pairs, func(i, j int) bool { return pairs[i][0]+pairs[i][1] < pairs[j][0]+pairs[j][1] })
+	for _, p := range pairs {
+		if err := r.c.Block(p[0], p[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,765 @@
+package sim
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/raftlab/raftlab/kvserver/sm"
+	"github.com/raftlab/raftlab/raftcore"
+	"github.com/raftlab/raftlab/reconfig"
+	"github.com/raftlab/raftlab/runner/backend"
+	"github.com/raftlab/raftlab/runner/experiment"
+)
+
+// Backend is the simulator.
+type Backend struct{}
+
+// Name implements backend.Backend.
+func (Backend) Name() string { return "sim" }
+
+// epoch is the virtual clock's zero, for the reconfiguration driver.
+var epoch = time.Unix(1_700_000_000, 0).UTC()
+
+// Start implements backend.Backend.
+func (Backend) Start(_ context.Context, exp *experiment.Experiment, seed uint64) (backend.Cluster, error) {
+	c := &Cluster{
+		exp: exp, seed: seed,
+		net:       raftcore.NewMemNetwork(seed),
+		nodes:     map[string]*node{},
+		tickEvery: int64(exp.Cluster.HeartbeatMs),
+		fsync:     int64(exp.Network.FsyncMs),
+		stats:     backend.Stats{BytesTo: map[string]uint64{}},
+		configAt:  map[uint64]string{},
+	}
+	c.base = raftcore.LinkFaults{Delay: exp.Network.DelayMs, Jitter: exp.Network.JitterMs}
+	c.net.SetFaults(c.base)
+	var ids []string
+	for i := 0; i < exp.Cluster.Replicas; i++ {
+		ids = append(ids, fmt.Sprintf("kv-%d", i))
+	}
+	cfg := raftcore.NewConfig(ids)
+	for _, id := range ids {
+		st := raftcore.NewMemoryStorage()
+		if err := raftcore.Bootstrap(st, cfg); err != nil {
+			return nil, err
+		}
+		if err := c.add(id, st, nil); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+type event struct {
+	at  int64
+	seq uint64
+	fn  func()
+}
+
+type events []event
+
+func (h events) Len() int { return len(h) }
+func (h events) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].seq < h[j].seq
+}
+func (h events) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *events) Push(x any)   { *h = append(*h, x.(event)) }
+func (h *events) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
+
+type wkey struct {
+	client string
+	seq    uint64
+}
+
+type pending struct {
+	done func(backend.Result)
+	key  string
+}
+
+type readWait struct {
+	index uint64
+	p     *pending
+}
+
+// node is one simulated process: its disk survives a crash, the rest not.
+type node struct {
+	id       string
+	idx      int
+	st       *raftcore.MemoryStorage
+	rn       *raftcore.RawNode // nil while down
+	sm       *sm.Machine
+	cfg      raftcore.Config // applied configuration
+	gen      int             // bumped by each crash: stale sync events see it
+	restarts uint64
+	paused   bool
+	syncing  bool
+	inbox    []raftcore.Message // held while paused
+	writes   map[wkey]*pending
+	reads    map[string]*pending
+	readWait []readWait
+	startup  *raftcore.Config
+}
+
+// Cluster is a simulated cluster. Not safe for concurrent use.
+type Cluster struct {
+	exp       *experiment.Experiment
+	seed      uint64
+	now       int64 // ms since the start
+	net       *raftcore.MemNetwork
+	base      raftcore.LinkFaults
+	nodes     map[string]*node
+	ids       []string // sorted
+	ev        events
+	seq       uint64
+	tickEvery int64
+	fsync     int64
+	readSeq   uint64
+	stats     backend.Stats
+	configAt  map[uint64]string
+}
+
+func (c *Cluster) add(id string, st *raftcore.MemoryStorage, startup *raftcore.Config) error {
+	var idx int
+	if _, err := fmt.Sscanf(id, "kv-%d", &idx); err != nil {
+		return fmt.Errorf("sim: bad node id %q", id)
+	}
+	n := &node{id: id, idx: idx, st: st, startup: startup}
+	c.nodes[id] = n
+	c.ids = append(c.ids, id)
+	slices.Sort(c.ids)
+	return c.boot(n)
+}
+
+func (c *Cluster) boot(n *node) error {
+	snap, err := n.st.Snapshot()
+	if err != nil {
+		return err
+	}
+	n.sm = sm.New()
+	n.cfg = snap.Meta.Config
+	if !snap.IsEmpty() {
+		if err := n.sm.Restore(snap.Data); err != nil {
+			return err
+		}
+	}
+	ecfg := c.exp.Cluster
+	rn, err := raftcore.NewRawNode(raftcore.Options{
+		ID: n.id, ElectionTick: ecfg.ElectionTimeoutMs / ecfg.HeartbeatMs, HeartbeatTick: 1,
+		Storage: n.st, Applied: snap.Meta.Index,
+		PreVote: true, CheckQuorum: true, MaxInflightMsgs: 256, MaxSizePerMsg: 1 << 20,
+		Seed:                         c.seed*1_000_003 + uint64(n.idx)*7919 + n.restarts*104_729,
+		UnsafeStartupMembership:      n.startup,
+		UnsafeAllowMultiVoterOneStep: ecfg.SafetyMode == string(reconfig.UnsafeNoJoint),
+	})
+	if err != nil {
+		return err
+	}
+	n.rn = rn
+	n.writes = map[wkey]*pending{}
+	n.reads = map[string]*pending{}
+	n.readWait = nil
+	n.syncing = false
+	n.paused = false
+	n.inbox = nil
+	return nil
+}
+
+// Now implements backend.Cluster.
+func (c *Cluster) Now() time.Duration { return time.Duration(c.now) * time.Millisecond }
+
+type clock struct{ c *Cluster }
+
+func (k clock) Now() time.Time { return epoch.Add(k.c.Now()) }
+
+// Clock implements backend.Cluster.
+func (c *Cluster) Clock() reconfig.Clock { return clock{c} }
+
+func (c *Cluster) schedule(at int64, fn func()) {
+	if at < c.now {
+		at = c.now
+	}
+	c.seq++
+	heap.Push(&c.ev, event{at: at, seq: c.seq, fn: fn})
+}
+
+// After implements backend.Cluster.
+func (c *Cluster) After(at time.Duration, fn func()) { c.schedule(at.Milliseconds(), fn) }
+
+// WaitUntil implements backend.Cluster: it runs the simulation.
+func (c *Cluster) WaitUntil(ctx context.Context, cond func() bool, timeout time.Duration) bool {
+	deadline := c.now + timeout.Milliseconds()
+	for {
+		c.settle()
+		if cond != nil && cond() {
+			return true
+		}
+		if c.now >= deadline || ctx.Err() != nil {
+			return false
+		}
+		c.advance()
+	}
+}
+
+// advance moves the clock one millisecond and ticks the nodes whose
+// heartbeat interval is due.
+func (c *Cluster) advance() {
+	c.now++
+	c.net.AdvanceTime(1)
+	if c.now%c.tickEvery == 0 {
+		for _, id := range c.ids {
+			if n := c.nodes[id]; n.rn != nil && !n.paused {
+				n.rn.Tick()
+			}
+		}
+	}
+}
+
+// settle runs everything due at the current millisecond until quiet.
+func (c *Cluster) settle() {
+	for round := 0; round < 100_000; round++ {
+		busy := false
+		for len(c.ev) > 0 && c.ev[0].at <= c.now {
+			e := heap.Pop(&c.ev).(event)
+			e.fn()
+			busy = true
+		}
+		for _, m := range c.net.Deliverable() {
+			n := c.nodes[m.To]
+			if n == nil || n.rn == nil {
+				continue
+			}
+			if n.paused {
+				n.inbox = append(n.inbox, m)
+				continue
+			}
+			_ = n.rn.Step(m)
+			busy = true
+		}
+		for _, id := range c.ids {
+			if c.ready(c.nodes[id]) {
+				busy = true
+			}
+		}
+		if !busy {
+			return
+		}
+	}
+	panic("sim: the cluster did not settle within one millisecond")
+}
+
+// ready starts handling a node's Ready: the disk write completes after
+// fsyncMs, then the node sends, applies and advances.
+func (c *Cluster) ready(n *node) bool {
+	if n.rn == nil || n.paused || n.syncing || !n.rn.HasReady() {
+		return false
+	}
+	rd := n.rn.Ready()
+	if rd.SoftState != nil && rd.SoftState.State == raftcore.StateLeader {
+		c.recordElection(n)
+	}
+	c.checkOneChange(n, rd)
+	if (rd.MustSync || !rd.Snapshot.IsEmpty()) && c.fsync > 0 {
+		n.syncing = true
+		gen := n.gen
+		c.schedule(c.now+c.fsync, func() {
+			if n.gen != gen || n.rn == nil {
+				return // crashed before the sync completed: the Ready is lost
+			}
+			n.syncing = false
+			c.finish(n, rd)
+		})
+		return true
+	}
+	c.finish(n, rd)
+	return true
+}
+
+func (c *Cluster) finish(n *node, rd raftcore.Ready) {
+	if !rd.Snapshot.IsEmpty() {
+		if err := n.st.ApplySnapshot(rd.Snapshot); err != nil && !errors.Is(err, raftcore.ErrSnapOutOfDate) {
+			panic(fmt.Sprintf("sim: %s: %v", n.id, err))
+		}
+	}
+	if err := n.st.Append(rd.Entries); err != nil {
+		panic(fmt.Sprintf("sim: %s: %v", n.id, err))
+	}
+	if !rd.HardState.IsEmpty() {
+		n.st.SetHardState(rd.HardState)
+	}
+	for _, m := range rd.Messages {
+		b := uint64(0)
+		for _, e := range m.Entries {
+			b += uint64(len(e.Data))
+		}
+		if m.Snapshot != nil {
+			b += uint64(len(m.Snapshot.Data))
+		}
+		if b > 0 {
+			c.stats.BytesTo[m.To] += b
+		}
+		if m.Type == raftcore.MsgSnap {
+			// The simulated transport always delivers a whole snapshot.
+			to := m.To
+			c.schedule(c.now+1, func() {
+				if n.rn != nil {
+					n.rn.ReportSnapshot(to, true)
+				}
+			})
+		}
+	}
+	c.net.Send(rd.Messages)
+	if !rd.Snapshot.IsEmpty() {
+		if err := n.sm.Restore(rd.Snapshot.Data); err != nil {
+			panic(fmt.Sprintf("sim: %s: snapshot: %v", n.id, err))
+		}
+		n.cfg = rd.Snapshot.Meta.Config
+	}
+	for _, e := range rd.CommittedEntries {
+		c.apply(n, e)
+	}
+	for _, rs := range rd.ReadStates {
+		if p := n.reads[string(rs.RequestCtx)]; p != nil {
+			delete(n.reads, string(rs.RequestCtx))
+			n.readWait = append(n.readWait, readWait{index: rs.Index, p: p})
+		}
+	}
+	c.serveReads(n)
+	n.rn.Advance(rd)
+	c.maybeSnapshot(n)
+}
+
+func (c *Cluster) apply(n *node, e raftcore.Entry) {
+	if e.Index <= n.sm.Applied() {
+		return
+	}
+	switch {
+	case e.Type == raftcore.EntryConfig:
+		n.sm.Skip(e.Index)
+		if cfg, err := raftcore.DecodeConfig(e.Data); err == nil {
+			n.cfg = cfg
+			c.recordConfig(n, e.Index, cfg)
+		}
+	case len(e.Data) == 0:
+		n.sm.Skip(e.Index)
+	default:
+		res := n.sm.Apply(e.Index, e.Data)
+		if cmd, err := sm.Decode(e.Data); err == nil && res.Err == nil {
+			k := wkey{cmd.ClientID, cmd.Seq}
+			if p := n.writes[k]; p != nil {
+				delete(n.writes, k)
+				p.done(backend.Result{Outcome: backend.OK})
+			}
+		}
+	}
+}
+
+func (c *Cluster) serveReads(n *node) {
+	keep := n.readWait[:0]
+	for _, rw := range n.readWait {
+		if n.sm.Applied() < rw.index {
+			keep = append(keep, rw)
+			continue
+		}
+		v, ok := n.sm.Get(rw.p.key)
+		rw.p.done(backend.Result{Outcome: backend.OK, Value: string(v), Found: ok})
+	}
+	n.readWait = keep
+}
+
+func (c *Cluster) maybeSnapshot(n *node) {
+	every := uint64(c.exp.Cluster.SnapshotEntries)
+	if every == 0 {
+		return
+	}
+	snap, _ := n.st.Snapshot()
+	applied := n.sm.Applied()
+	if applied < snap.Meta.Index+every {
+		return
+	}
+	if _, err := n.st.CreateSnapshot(applied, n.cfg, n.sm.Snapshot()); err != nil {
+		return
+	}
+	// Keep a short tail so that a follower just behind needs no snapshot.
+	if keep := every / 10; applied > keep {
+		_ = n.st.Compact(applied - keep)
+	}
+}
+
+// recordElection notes how a new leader won: the votes it counted and the
+// configuration of its own log (BUGS.md: membership from outside the log
+// lets non-members elect).
+func (c *Cluster) recordElection(n *node) {
+	rec := n.rn.LastElection()
+	logCfg := c.logConfig(n)
+	e := backend.Election{AtMs: c.now, Leader: n.id, Term: rec.Term, Granted: slices.Clone(rec.Granted),
+		Counted: rec.Config.String(), LogConfig: logCfg.String()}
+	for _, g := range rec.Granted {
+		if !logCfg.IsVoter(g) {
+			e.NonMembers = append(e.NonMembers, g)
+		}
+	}
+	c.stats.Elections = append(c.stats.Elections, e)
+}
+
+// logConfig is the configuration of the last configuration entry in a
+// node's log (stable and unstable), or of its snapshot.
+func (c *Cluster) logConfig(n *node) raftcore.Config {
+	st := n.rn.BasicStatus()
+	first, _ := n.st.FirstIndex()
+	last, _ := n.st.LastIndex()
+	if ents, err := n.st.Entries(first, last+1, ^uint64(0)); err == nil {
+		for i := len(ents) - 1; i >= 0; i-- {
+			if ents[i].Type == raftcore.EntryConfig && ents[i].Index <= st.LastIndex {
+				if cfg, err := raftcore.DecodeConfig(ents[i].Data); err == nil {
+					return cfg
+				}
+			}
+		}
+	}
+	snap, _ := n.st.Snapshot()
+	return snap.Meta.Config
+}
+
+// checkOneChange: a leader appends a configuration entry only once the
+// previous one is committed (one change in flight).
+func (c *Cluster) checkOneChange(n *node, rd raftcore.Ready) {
+	if n.rn.BasicStatus().State != raftcore.StateLeader {
+		return
+	}
+	prev := uint64(0)
+	first, _ := n.st.FirstIndex()
+	last, _ := n.st.LastIndex()
+	if ents, err := n.st.Entries(first, last+1, ^uint64(0)); err == nil {
+		for _, e := range ents {
+			if e.Type == raftcore.EntryConfig {
+				prev = e.Index
+			}
+		}
+	}
+	commit := n.rn.BasicStatus().Commit
+	for _, e := range rd.Entries {
+		if e.Type != raftcore.EntryConfig {
+			continue
+		}
+		if prev > commit {
+			c.stats.Violations = append(c.stats.Violations, fmt.Sprintf(
+				"one-change-in-flight: %s appended a configuration at %d while the one at %d was not committed (commit %d) [%dms]",
+				n.id, e.Index, prev, commit, c.now))
+		}
+		prev = e.Index
+	}
+}
+
+func (c *Cluster) recordConfig(n *node, index uint64, cfg raftcore.Config) {
+	s := cfg.String()
+	if seen, ok := c.configAt[index]; ok {
+		if seen != s {
+			c.stats.Violations = append(c.stats.Violations, fmt.Sprintf(
+				"config-index-increases: two configurations committed at index %d: %s and %s (%s) [%dms]", index, seen, s, n.id, c.now))
+		}
+		return
+	}
+	c.configAt[index] = s
+	c.stats.Configs = append(c.stats.Configs, backend.ConfigRecord{Index: index, Voters: slices.Clone(cfg.Voters),
+		Outgoing: slices.Clone(cfg.OutgoingVoters), Learners: slices.Clone(cfg.Learners), AtMs: c.now})
+}
+
+// Observe implements backend.Cluster.
+func (c *Cluster) Observe(context.Context) backend.View {
+	var v backend.View
+	var term uint64
+	for _, id := range c.ids {
+		n := c.nodes[id]
+		nv := backend.NodeView{ID: id, Up: n.rn != nil, Paused: n.paused}
+		if n.rn != nil {
+			st := n.rn.BasicStatus()
+			nv.Leader = st.State == raftcore.StateLeader
+			nv.Term, nv.Commit, nv.Applied = st.Term, st.Commit, n.sm.Applied()
+			nv.Joint = jointName(st.JointState)
+			nv.Voters = slices.Clone(st.Config.Voters)
+			nv.Learners = slices.Clone(st.Config.Learners)
+			if nv.Leader && !n.paused && st.Term >= term {
+				v.Leader, term = id, st.Term
+			}
+		}
+		v.Nodes = append(v.Nodes, nv)
+	}
+	return v
+}
+
+func jointName(j raftcore.JointState) string {
+	s := strings.ToLower(j.String())
+	switch {
+	case strings.Contains(s, "enter"):
+		return "entering"
+	case strings.Contains(s, "leav"):
+		return "leaving"
+	case strings.Contains(s, "joint") || strings.Contains(s, "commit"):
+		return "joint"
+	}
+	return "none"
+}
+
+// Leader implements reconfig.InProcess: paused leaders do not answer.
+func (c *Cluster) Leader() string { return c.Observe(context.Background()).Leader }
+
+// RN implements reconfig.InProcess.
+func (c *Cluster) RN(id string) (*raftcore.RawNode, error) {
+	n := c.nodes[id]
+	if n == nil || n.rn == nil {
+		return nil, fmt.Errorf("sim: node %s is not running", id)
+	}
+	if n.paused {
+		return nil, fmt.Errorf("sim: node %s is paused", id)
+	}
+	return n.rn, nil
+}
+
+// LogOf implements reconfig.InProcess.
+func (c *Cluster) LogOf(id string) ([]raftcore.Entry, uint64, error) {
+	n := c.nodes[id]
+	if n == nil {
+		return nil, 0, fmt.Errorf("sim: no node %s", id)
+	}
+	first, _ := n.st.FirstIndex()
+	last, _ := n.st.LastIndex()
+	ents, err := n.st.Entries(first, last+1, ^uint64(0))
+	return ents, first - 1, err
+}
+
+// SnapshotOf implements reconfig.InProcess.
+func (c *Cluster) SnapshotOf(id string) (raftcore.Snapshot, error) {
+	n := c.nodes[id]
+	if n == nil {
+		return raftcore.Snapshot{}, fmt.Errorf("sim: no node %s", id)
+	}
+	return n.st.Snapshot()
+}
+
+// Admin implements backend.Cluster.
+func (c *Cluster) Admin() reconfig.Admin {
+	return &reconfig.ClusterAdmin{C: c, Now: c.Clock().Now}
+}
+
+// Block implements backend.Cluster.
+func (c *Cluster) Block(a, b string) error {
+	c.net.Cut(a, b)
+	c.net.Cut(b, a)
+	return nil
+}
+
+// Heal implements backend.Cluster: partitions and link faults go.
+func (c *Cluster) Heal() error {
+	c.net.Heal()
+	c.net.SetFaults(c.base)
+	return nil
+}
+
+// SetFault implements backend.Cluster.
+func (c *Cluster) SetFault(from, to string, f backend.Fault) error {
+	lf := raftcore.LinkFaults{Delay: c.base.Delay + f.DelayMs, Jitter: c.base.Jitter + f.JitterMs, Drop: f.LossPercent / 100}
+	switch {
+	case from == "" && to == "":
+		c.net.SetFaults(lf)
+	default:
+		for _, a := range c.ids {
+			for _, b := range c.ids {
+				if a != b && (from == "" || from == a) && (to == "" || to == b) {
+					c.net.SetLinkFaults(a, b, lf)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func startupConfig(ids []string) *raftcore.Config {
+	if ids == nil {
+		return nil
+	}
+	cfg := raftcore.NewConfig(ids)
+	return &cfg
+}
+
+// Start implements backend.Cluster.
+func (c *Cluster) Start(id string, startup []string) error {
+	if _, ok := c.nodes[id]; ok {
+		return fmt.Errorf("sim: node %s already exists", id)
+	}
+	return c.add(id, raftcore.NewMemoryStorage(), startupConfig(startup))
+}
+
+// Kill implements backend.Cluster: the node stops at once; its disk keeps
+// what was synced; its clients' calls end unknown.
+func (c *Cluster) Kill(id string) error {
+	n := c.nodes[id]
+	if n == nil || n.rn == nil {
+		return fmt.Errorf("sim: cannot kill %s: not running", id)
+	}
+	n.rn = nil
+	n.gen++
+	c.net.DropPendingTo(id)
+	c.failPending(n, "node killed")
+	return nil
+}
+
+func (c *Cluster) failPending(n *node, why string) {
+	for _, k := range sortedKeys(n.writes) {
+		n.writes[k].done(backend.Result{Outcome: backend.Unknown, Err: why})
+	}
+	for _, k := range slices.Sorted(mapKeys(n.reads)) {
+		n.reads[k].done(backend.Result{Outcome: backend.Unknown, Err: why})
+	}
+	for _, rw := range n.readWait {
+		rw.p.done(backend.Result{Outcome: backend.Unknown, Err: why})
+	}
+	n.writes, n.reads, n.readWait = map[wkey]*pending{}, map[string]*pending{}, nil
+}
+
+// Restart implements backend.Cluster.
+func (c *Cluster) Restart(id string, startup []string) error {
+	n := c.nodes[id]
+	if n == nil || n.rn != nil {
+		return fmt.Errorf("sim: cannot restart %s: unknown or running", id)
+	}
+	n.restarts++
+	n.startup = startupConfig(startup)
+	return c.boot(n)
+}
+
+// Pause implements backend.Cluster (SIGSTOP): no ticks, no messages.
+func (c *Cluster) Pause(id string) error {
+	n := c.nodes[id]
+	if n == nil || n.rn == nil {
+		return fmt.Errorf("sim: cannot pause %s: not running", id)
+	}
+	n.paused = true
+	return nil
+}
+
+// Resume implements backend.Cluster (SIGCONT): held messages arrive.
+func (c *Cluster) Resume(id string) error {
+	n := c.nodes[id]
+	if n == nil || n.rn == nil {
+		return fmt.Errorf("sim: cannot resume %s: not running", id)
+	}
+	n.paused = false
+	for _, m := range n.inbox {
+		_ = n.rn.Step(m)
+	}
+	n.inbox = nil
+	return nil
+}
+
+// TransferLeader implements backend.Cluster.
+func (c *Cluster) TransferLeader(to string) error {
+	lead := c.Leader()
+	if lead == "" {
+		return errors.New("sim: no leader to transfer from")
+	}
+	if lead == to {
+		return nil
+	}
+	return c.nodes[lead].rn.TransferLeader(to)
+}
+
+// Do implements backend.Cluster. A call to a node that is down fails; one
+// to a paused node ends unknown at its timeout.
+func (c *Cluster) Do(id string, op backend.Op, timeout time.Duration, done func(backend.Result)) {
+	n := c.nodes[id]
+	finished := false
+	once := func(r backend.Result) {
+		if !finished {
+			finished = true
+			done(r)
+		}
+	}
+	if n == nil || n.rn == nil {
+		once(backend.Result{Outcome: backend.Failed, Err: "connection refused: node down"})
+		return
+	}
+	p := &pending{done: once, key: op.Key}
+	deadline := c.now + timeout.Milliseconds()
+	if n.paused {
+		c.schedule(deadline, func() { once(backend.Result{Outcome: backend.Unknown, Err: "timeout: node paused"}) })
+		return
+	}
+	switch op.Kind {
+	case backend.Put:
+		cmd := sm.Command{ClientID: op.ClientID, Seq: op.Seq, Op: sm.OpPut, Key: op.Key, Value: []byte(op.Value)}
+		if err := n.rn.Propose(cmd.Encode()); err != nil {
+			once(backend.Result{Outcome: backend.Failed, Err: err.Error()})
+			return
+		}
+		k := wkey{op.ClientID, op.Seq}
+		n.writes[k] = p
+		gen := n.gen
+		c.schedule(deadline, func() {
+			if n.gen == gen && n.writes[k] == p {
+				delete(n.writes, k)
+			}
+			once(backend.Result{Outcome: backend.Unknown, Err: "timeout"})
+		})
+	case backend.Get:
+		c.readSeq++
+		ctx := fmt.Sprintf("r%d", c.readSeq)
+		if err := n.rn.ReadIndex([]byte(ctx)); err != nil {
+			once(backend.Result{Outcome: backend.Failed, Err: err.Error()})
+			return
+		}
+		n.reads[ctx] = p
+		gen := n.gen
+		c.schedule(deadline, func() {
+			if n.gen == gen {
+				delete(n.reads, ctx)
+				n.readWait = slices.DeleteFunc(n.readWait, func(rw readWait) bool { return rw.p == p })
+			}
+			once(backend.Result{Outcome: backend.Unknown, Err: "timeout"})
+		})
+	default:
+		once(backend.Result{Outcome: backend.Failed, Err: "unknown operation " + string(op.Kind)})
+	}
+}
+
+// Stats implements backend.Cluster.
+func (c *Cluster) Stats() backend.Stats { return c.stats }
+
+// Close implements backend.Cluster.
+func (c *Cluster) Close() error { return nil }
+
+func mapKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func sortedKeys(m map[wkey]*pending) []wkey {
+	ks := make([]wkey, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, func(a, b wkey) int {
+		if a.client != b.client {
+			return strings.Compare(a.client, b.client)
+		}
+		return int(a.seq) - int(b.seq)
+	})
+	return ks
+}
