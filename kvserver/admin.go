@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -147,6 +148,11 @@ type MembershipRequest struct {
 	WaitMs int `json:"wait_ms,omitempty"`
 	// To is transfer-leader's target.
 	To string `json:"to,omitempty"`
+	// Addresses gives enter-joint and change-voters the peer addresses of
+	// new voters that were never learners (the unsafe modes skip the
+	// learner stage); unknown ones are written to the log first, as
+	// add-learner does.
+	Addresses map[string]string `json:"addresses,omitempty"`
 }
 
 // MembershipResponse answers a membership call.
@@ -375,6 +381,17 @@ func (s *Server) membership(op string) http.HandlerFunc {
 				s.n.tr.setAddr(req.ID, req.Address)
 				if err = rn.Propose(encodeAddrRecord(req.ID, req.Address)); err != nil {
 					return
+				}
+			}
+			if op == "enter-joint" || op == "change-voters" {
+				for _, id := range slices.Sorted(maps.Keys(req.Addresses)) {
+					if !slices.Contains(req.Voters, id) || s.n.tr.addr(id) != "" {
+						continue
+					}
+					s.n.tr.setAddr(id, req.Addresses[id])
+					if err = rn.Propose(encodeAddrRecord(id, req.Addresses[id])); err != nil {
+						return
+					}
 				}
 			}
 			if op == "add-learner" && req.Address == "" && s.n.tr.addr(req.ID) == "" {

@@ -673,6 +673,14 @@ func (r *run) reconfigure(desired []string) error {
 			rr.rec.LastReason = e.Decision.String()
 		}
 		r.mu.Unlock()
+		switch e.Kind {
+		case reconfig.EventStepStarted, reconfig.EventStepFailed, reconfig.EventBlocked:
+			if e.Err != nil {
+				r.logf("driver %s: %s: %v", e.Kind, e.Decision.Step, e.Err)
+			} else {
+				r.logf("driver %s: %s", e.Kind, e.Decision)
+			}
+		}
 	}
 	r.mu.Lock()
 	r.driverGen++

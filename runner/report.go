@@ -93,7 +93,12 @@ func (r *run) result(stats backend.Stats, start time.Duration, wall time.Time) *
 		res.Configurations = append(res.Configurations, c.String())
 	}
 	res.Configurations = nonNil(res.Configurations)
-	res.Invariants = append(res.Invariants, check.Configurations(cfgs)...)
+	res.ConfigHistory = "complete"
+	if stats.ConfigsSampled {
+		res.ConfigHistory = "sampled"
+	} else {
+		res.Invariants = append(res.Invariants, check.Configurations(cfgs)...)
+	}
 
 	// Latency per operation type, overall and per phase.
 	type key struct{ op, phase string }

@@ -24,6 +24,10 @@ type Result struct {
 	Invariants      []string                `json:"invariantViolations"`
 	Elections       []ElectionRecord        `json:"elections"`
 	Configurations  []string                `json:"configurations"`
+	// ConfigHistory is "complete" (every committed configuration, sim) or
+	// "sampled" (status samples, local: consecutive configurations are
+	// then not checked against each other).
+	ConfigHistory string `json:"configurationHistory"`
 	Steps           []StepRecord            `json:"steps"`
 	Files           map[string]string       `json:"files"`
 	BackendDir      string                  `json:"backendDir,omitempty"`

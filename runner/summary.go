@@ -30,7 +30,7 @@ func (run *Run) PrintSummary(w io.Writer, dir string) {
 		fmt.Fprintf(w, "seen         linearizability unknown: the check did not finish in time (%d ms); this is not a pass\n", l.CheckMs)
 	}
 	if len(res.Invariants) == 0 {
-		fmt.Fprintf(w, "             reconfiguration invariants held (%d configurations committed)\n", len(res.Configurations))
+		fmt.Fprintf(w, "             reconfiguration invariants held (%d configurations committed, history %s)\n", len(res.Configurations), res.ConfigHistory)
 	} else {
 		fmt.Fprintf(w, "             %d invariant violation(s), first: %s\n", len(res.Invariants), res.Invariants[0])
 	}

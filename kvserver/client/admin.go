@@ -189,7 +189,7 @@ func (a *Admin) AddLearner(ctx context.Context, id string, idx uint64) error {
 
 // EnterJoint implements reconfig.Admin.
 func (a *Admin) EnterJoint(ctx context.Context, voters []string, idx uint64) error {
-	return a.onLeader(ctx, "/admin/enter-joint", kvserver.MembershipRequest{Voters: voters, ExpectConfigIndex: &idx})
+	return a.onLeader(ctx, "/admin/enter-joint", kvserver.MembershipRequest{Voters: voters, ExpectConfigIndex: &idx, Addresses: a.addrsOf(voters)})
 }
 
 // CommitNew implements reconfig.Admin: nil once the joint entry at idx is
@@ -215,5 +215,17 @@ func (a *Admin) RemoveMember(ctx context.Context, id string, idx uint64) error {
 
 // ChangeVoters implements reconfig.Admin.
 func (a *Admin) ChangeVoters(ctx context.Context, voters []string, idx uint64) error {
-	return a.onLeader(ctx, "/admin/change-voters", kvserver.MembershipRequest{Voters: voters, ExpectConfigIndex: &idx})
+	return a.onLeader(ctx, "/admin/change-voters", kvserver.MembershipRequest{Voters: voters, ExpectConfigIndex: &idx, Addresses: a.addrsOf(voters)})
+}
+
+// addrsOf gives the leader the peer addresses of voters, so that a voter
+// added without a learner stage (unsafe modes) can be reached.
+func (a *Admin) addrsOf(voters []string) map[string]string {
+	out := map[string]string{}
+	for _, id := range voters {
+		if addr := a.PeerAddrs[id]; addr != "" {
+			out[id] = addr
+		}
+	}
+	return out
 }

@@ -146,6 +146,9 @@ type Stats struct {
 	Elections []Election
 	// Configs are the configuration entries committed, by index.
 	Configs []ConfigRecord
+	// ConfigsSampled: Configs come from periodic status samples and may
+	// miss configurations (local), so consecutive ones are not compared.
+	ConfigsSampled bool
 	// Violations are invariant breaks the backend saw directly.
 	Violations []string
 	// Dir is where the backend kept its files (local: data and logs).

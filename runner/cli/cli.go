@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/raftlab/raftlab/runner"
 	"github.com/raftlab/raftlab/runner/backend"
 	"github.com/raftlab/raftlab/runner/experiment"
+	"github.com/raftlab/raftlab/runner/local"
 	"github.com/raftlab/raftlab/runner/sim"
 )
 
@@ -37,10 +39,10 @@ func invalid(format string, args ...any) error { return usageError{fmt.Errorf(fo
 // notMet is a run whose expectations did not hold: exit 1, already reported.
 var errNotMet = errors.New("expectations not met")
 
-// Backends maps --backend names to backends; LocalBackend is set by the
-// local package's init to keep this package free of process code in tests.
+// Backends maps --backend names to backends.
 var Backends = map[string]func(opts BackendOptions) (backend.Backend, error){
-	"sim": func(BackendOptions) (backend.Backend, error) { return sim.Backend{}, nil },
+	"sim":   func(BackendOptions) (backend.Backend, error) { return sim.Backend{}, nil },
+	"local": func(o BackendOptions) (backend.Backend, error) { return local.Backend{Bin: o.Bin, Dir: o.Dir}, nil },
 	"kind": func(BackendOptions) (backend.Backend, error) {
 		return nil, invalid("--backend kind: the Kubernetes backend is not built yet (it comes with the operator); use --backend local or --backend sim")
 	},
@@ -147,6 +149,11 @@ func applyCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 			run.Result.RunID = filepath.Base(out)
 			if err := run.Write(out); err != nil {
 				return err
+			}
+			if d := run.Result.BackendDir; d != "" && run.Result.Expectations.Met && !keep {
+				// The run passed: its node folders are not evidence.
+				_ = os.RemoveAll(d)
+				run.Result.BackendDir = ""
 			}
 			run.PrintSummary(stdout, out)
 			if !run.Result.Expectations.Met {

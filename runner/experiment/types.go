@@ -267,8 +267,8 @@ type LinkFault struct {
 	// Nodes: every message from or to these nodes (default: all).
 	Nodes Nodes `yaml:"nodes"`
 	// From and To: one direction of one link.
-	From string `yaml:"from"`
-	To   string `yaml:"to"`
+	From     string  `yaml:"from"`
+	To       string  `yaml:"to"`
 	Ms       int     `yaml:"ms"`
 	JitterMs int     `yaml:"jitterMs"`
 	Percent  float64 `yaml:"percent"`
