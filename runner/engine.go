@@ -216,7 +216,7 @@ func (r *run) pick(cl *client) (string, backend.Op) {
 	} else {
 		key = r.rng.IntN(w.Keys)
 	}
-	nodes := r.nodesLocked()
+	nodes := r.targetsLocked()
 	node := nodes[r.rng.IntN(len(nodes))]
 	cl.seq++
 	op := backend.Op{Kind: backend.Put, Key: fmt.Sprintf("k%d", key), ClientID: cl.name, Seq: cl.seq}
@@ -232,14 +232,30 @@ func (r *run) pick(cl *client) (string, backend.Op) {
 	return node, op
 }
 
-// nodesLocked lists the nodes clients may call: every node started (a
-// killed one refuses the connection, as a real one does).
+// nodesLocked lists every node started, sorted.
 func (r *run) nodesLocked() []string {
 	var ids []string
 	for id := range r.started {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
+	return ids
+}
+
+// targetsLocked lists the nodes clients call: the replica set (the
+// founders, then each reconfiguration's voters), the way a deployment's
+// clients follow its membership. A killed node is still called and
+// refuses the connection, as a real one does.
+func (r *run) targetsLocked() []string {
+	var ids []string
+	for _, id := range r.replicaSet {
+		if r.started[id] {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return r.nodesLocked()
+	}
 	return ids
 }
 
@@ -637,11 +653,10 @@ func (r *run) policy() reconfig.Policy {
 // desired, in the background; a later reconfigure replaces it.
 func (r *run) reconfigure(desired []string) error {
 	r.mu.Lock()
-	if r.mode == reconfig.UnsafeEarlyVote {
-		// The deployment's replica set (its peer list) is the target: a
-		// member that starts or restarts now takes it as its membership.
-		r.replicaSet = slices.Clone(desired)
-	}
+	// The deployment's replica set is the target: clients follow it, and
+	// in unsafe-early-vote mode a member that starts or restarts now takes
+	// it as its membership (its peer list).
+	r.replicaSet = slices.Clone(desired)
 	r.mu.Unlock()
 	var newbies []string
 	for _, id := range desired {
@@ -666,6 +681,9 @@ func (r *run) reconfigure(desired []string) error {
 	d.OnEvent = func(e reconfig.Event) {
 		r.mu.Lock()
 		rr.events = append(rr.events, e)
+		if e.Kind == reconfig.EventStepStarted && e.Decision.Step.Op == reconfig.OpTransferLeader {
+			r.transferAt = r.c.Now() // a leader change asked for, not a failover
+		}
 		if e.Kind == reconfig.EventStepStarted {
 			rr.rec.Steps = append(rr.rec.Steps, fmt.Sprintf("%dms %s", r.c.Now().Milliseconds(), e.Decision.Step))
 		}
