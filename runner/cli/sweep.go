@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -42,11 +43,13 @@ func sweepCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 			if !quiet {
 				o.Progress = stderr
 			}
+			for _, axis := range matrix {
+				if p, v, ok := strings.Cut(axis, "="); !ok || p == "" || v == "" {
+					return invalid("--matrix %q: expected path=v1,v2,... for example cluster.safetyMode=safe,unsafe-no-joint", axis)
+				}
+			}
 			agg, runs, err := runner.Sweep(ctx, args[0], o)
 			if err != nil {
-				if _, ok := err.(interface{ Unwrap() []error }); ok {
-					return err
-				}
 				return err
 			}
 			if out == "" {
