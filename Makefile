@@ -6,7 +6,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 # Seeds of the randomized raftcore test in `make test` (the issue asks >= 2000).
 RAFT_SEEDS ?= 2000
 
-.PHONY: all build test test-race lint bench bench-kv load raft-kv demo clean
+.PHONY: all build test test-race lint bench bench-kv load raft-kv runner bug1 bug2 demo core-demo sweep-random clean
 
 all: build
 
@@ -49,8 +49,36 @@ bench-kv: raft-kv
 	bin/raft-kv-load --spawn 3 --bin bin/raft-kv --clients 64 --value-size 128 --writes 1 --duration 20s --warmup 3s
 	bin/raft-kv-load --spawn 3 --bin bin/raft-kv --clients 64 --value-size 128 --writes 0.5 --duration 20s --warmup 3s
 
-demo:
+# The runner. BACKEND=sim for the simulator (default: local processes).
+BACKEND ?= local
+runner: raft-kv
+	$(GO) build -o bin/runner ./cmd/runner
+
+# The BUGS.md scenarios on the default backend, with their verdict.
+bug1: runner
+	bin/runner apply experiments/bug1.yaml --backend $(BACKEND) --bin bin/raft-kv -q
+bug2: runner
+	bin/runner apply experiments/bug2.yaml --backend $(BACKEND) --bin bin/raft-kv -q
+
+# bug1 and bug2, each in its unsafe mode and in safe mode: one table.
+demo: runner
+	@printf '%-6s %-18s %-22s %s\n' bug safetyMode verdict "expectation (exit)"
+	@for b in bug1 bug2; do for m in unsafe safe; do \
+	  set=""; [ $$m = safe ] && set="--set cluster.safetyMode=safe"; \
+	  out=$$(bin/runner apply experiments/$$b.yaml --backend $(BACKEND) --bin bin/raft-kv -q $$set); code=$$?; \
+	  mode=$$(echo "$$out" | sed -n 's/.*safetyMode \([a-z-]*\).*/\1/p' | head -1); \
+	  verdict=$$(echo "$$out" | sed -n 's/^seen *\(NOT linearizable\|linearizable\( unknown\)\?\).*/\1/p'); \
+	  met=$$([ $$code = 0 ] && echo "met (0)" || echo "NOT met ($$code)"); \
+	  printf '%-6s %-18s %-22s %s\n' $$b "$$mode" "$$verdict" "$$met"; \
+	done; done
+
+# raftcore alone: the two bugs on the bare core, 200 seeds each.
+core-demo:
 	$(GO) run ./cmd/raftcore-demo
+
+# Safe mode under random faults: 1,000 seeds of the 10 s experiment (sim).
+sweep-random: runner
+	bin/runner sweep experiments/random-faults.yaml --backend sim --seeds 1000
 
 clean:
 	$(GO) clean -testcache
