@@ -101,7 +101,7 @@ func cells(matrix []string) ([][]string, error) {
 	for _, axis := range matrix {
 		path, vals, ok := strings.Cut(axis, "=")
 		if !ok || path == "" || vals == "" {
-			return nil, fmt.Errorf("--matrix %q: expected path=v1,v2,...", axis)
+			return nil, fmt.Errorf("--matrix %q: expected path=v1,v2 (values separated by commas)", axis)
 		}
 		var next [][]string
 		for _, c := range out {
