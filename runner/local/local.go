@@ -283,18 +283,10 @@ func (c *Cluster) SetFault(from, to string, f backend.Fault) error {
 // Start implements backend.Cluster: a new node that joins with an empty
 // log, or, with startup, one that takes startup as its membership.
 func (c *Cluster) Start(id string, startup []string) error {
-	for _, s := range startup {
-		if _, err := c.lc.Reserve(s, true); err != nil {
-			return err
-		}
-	}
 	if _, err := c.lc.Reserve(id, true); err != nil {
 		return err
 	}
-	if err := c.lc.RestartWithPeers(id, startup); err != nil {
-		return err
-	}
-	return c.waitServing(id)
+	return c.Restart(id, startup)
 }
 
 // waitServing waits until a started process answers on its admin port, so
@@ -325,7 +317,9 @@ func (c *Cluster) Kill(id string) error {
 	return c.lc.Kill(id)
 }
 
-// Restart implements backend.Cluster.
+// Restart implements backend.Cluster: the process starts on its folder;
+// the nodes of its start-up membership are reserved first, so that its
+// peer list can name them.
 func (c *Cluster) Restart(id string, startup []string) error {
 	for _, s := range startup {
 		if _, err := c.lc.Reserve(s, true); err != nil {
