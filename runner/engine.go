@@ -62,6 +62,7 @@ type run struct {
 	transferAt  time.Duration
 	stepSeq     uint64
 	notes       []string
+	start       time.Duration // when the cluster had its first leader: time zero of the results
 }
 
 type leaderChange struct {
@@ -120,6 +121,7 @@ func Execute(ctx context.Context, exp *experiment.Experiment, opts Options) (*Ru
 	r.leaderSeen = c.Observe(ctx).Leader
 	r.logf("cluster up: %d nodes, leader %s, mode %s", exp.Cluster.Replicas, r.leaderSeen, mode)
 	start := c.Now()
+	r.start = start
 	r.workloadEnd = start + exp.Workload.Duration.D()
 	r.startMonitor()
 	r.startWorkload()
@@ -685,7 +687,7 @@ func (r *run) reconfigure(desired []string) error {
 			r.transferAt = r.c.Now() // a leader change asked for, not a failover
 		}
 		if e.Kind == reconfig.EventStepStarted {
-			rr.rec.Steps = append(rr.rec.Steps, fmt.Sprintf("%dms %s", r.c.Now().Milliseconds(), e.Decision.Step))
+			rr.rec.Steps = append(rr.rec.Steps, fmt.Sprintf("%dms %s", (r.c.Now()-r.start).Milliseconds(), e.Decision.Step))
 		}
 		if e.Decision.Why != "" {
 			rr.rec.LastReason = e.Decision.String()

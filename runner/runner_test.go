@@ -3,6 +3,7 @@ package runner_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -117,5 +118,59 @@ func TestSimDeterminism(t *testing.T) {
 	}
 	if bytes.Equal(a, c) {
 		t.Fatal("seeds 7 and 8 gave the same history: the seed is not used")
+	}
+}
+
+// at: runs a step on the clock; when: waits for a cluster state and acts at
+// once.
+func TestAtAndWhenSteps(t *testing.T) {
+	src := `apiVersion: raftlab/v1
+kind: Experiment
+metadata: {name: at-when}
+cluster: {replicas: 3}
+workload: {clients: 2, rate: 50, duration: 3s}
+steps:
+  - {name: timed, at: 1500ms, kill: kv-1}
+  - transferLeader: kv-0
+  - scale: 4
+  - {name: on-joint, when: {jointState: entering}, isolate: kv-2}
+  - await: {reconfigured: true, timeout: 2s}
+expect: {linearizable: true}
+`
+	exp, err := experiment.Parse("at-when.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := runner.Execute(context.Background(), exp, runner.Options{Backend: sim.Backend{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := map[string]runner.StepRecord{}
+	for _, s := range run.Result.Steps {
+		steps[s.Label] = s
+	}
+	if s, ok := steps["timed"]; !ok || s.StartMs != 1500 {
+		t.Fatalf("the at: 1500ms step ran at %+v", s)
+	}
+	joint, ok := steps["on-joint"]
+	if !ok {
+		t.Fatalf("the when: step did not run: %+v", run.Result.Steps)
+	}
+	// It ran in the same millisecond as the driver's EnterJoint.
+	var enter int64 = -1
+	for _, rc := range run.Result.Reconfigs {
+		for _, st := range rc.Steps {
+			var ms int64
+			var rest string
+			if _, err := fmt.Sscanf(st, "%dms %s", &ms, &rest); err == nil && rest == "EnterJoint" && enter < 0 {
+				enter = ms
+			}
+		}
+	}
+	if enter < 0 {
+		t.Fatalf("no EnterJoint in %+v", run.Result.Reconfigs)
+	}
+	if joint.StartMs != enter {
+		t.Fatalf("the when: step ran at %d ms, the joint entry was appended at %d ms", joint.StartMs, enter)
 	}
 }
