@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sort"
@@ -674,11 +675,10 @@ func (r *run) reconfigure(desired []string) error {
 	}
 	v := r.c.Observe(r.ctx)
 	rr := &reconfigRun{rec: Reconfiguration{To: desired, StartMs: r.c.Now().Milliseconds(), EndMs: -1, PhasesMs: map[string]int64{}},
-		newbies: newbies, bytesFrom: r.c.Stats().BytesTo}
+		newbies: newbies, bytesFrom: maps.Clone(r.c.Stats().BytesTo)}
 	if v.Leader != "" {
 		rr.rec.From = v.Node(v.Leader).Voters
 	}
-	rr.bytesFrom = copyCounts(rr.bytesFrom)
 	d := &reconfig.Driver{Admin: r.c.Admin(), Mode: r.mode, Policy: r.policy(), Desired: desired, Clock: r.c.Clock()}
 	d.OnEvent = func(e reconfig.Event) {
 		r.mu.Lock()
@@ -743,17 +743,6 @@ func (r *run) reconfigure(desired []string) error {
 	}
 	r.c.After(r.c.Now(), loop)
 	return nil
-}
-
-func copyCounts(m map[string]uint64) map[string]uint64 {
-	if m == nil {
-		return nil
-	}
-	out := make(map[string]uint64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // ---- conditions and selectors ----

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -310,7 +311,7 @@ func (run *Run) Write(dir string) error {
 		return err
 	}
 	res.Files["history"] = "history.jsonl"
-	for _, op := range slices.Sorted(mapsKeys(res.Latency)) {
+	for _, op := range slices.Sorted(maps.Keys(res.Latency)) {
 		h, err := hdrhistogram.Decode([]byte(res.Latency[op].All.HDR))
 		if err != nil {
 			continue
@@ -344,14 +345,4 @@ func (run *Run) Write(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "result.json"), append(out, '\n'), 0o644)
-}
-
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

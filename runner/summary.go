@@ -3,6 +3,7 @@ package runner
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -36,7 +37,7 @@ func (run *Run) PrintSummary(w io.Writer, dir string) {
 	}
 	o := res.Operations
 	fmt.Fprintf(w, "operations   %d: %d ok, %d failed, %d unknown; %.0f ok/s", o.Total, o.OK, o.Failed, o.Unknown, res.Throughput.OpsPerSec)
-	for _, op := range slices.Sorted(mapsKeys(res.Latency)) {
+	for _, op := range slices.Sorted(maps.Keys(res.Latency)) {
 		a := res.Latency[op].All
 		fmt.Fprintf(w, "; %s p50 %.1f ms p99 %.1f ms", op, a.P50, a.P99)
 	}

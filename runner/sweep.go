@@ -95,13 +95,14 @@ func Wilson95(k, n int) [2]float64 {
 	return [2]float64{math.Max(0, center-half), math.Min(1, center+half)}
 }
 
-// cells expands the matrix axes into their product of --set lists.
-func cells(matrix []string) ([][]string, error) {
+// Cells expands --matrix axes (path=v1,v2) into their product of --set
+// lists, one per matrix cell.
+func Cells(matrix []string) ([][]string, error) {
 	out := [][]string{{}}
 	for _, axis := range matrix {
 		path, vals, ok := strings.Cut(axis, "=")
 		if !ok || path == "" || vals == "" {
-			return nil, fmt.Errorf("--matrix %q: expected path=v1,v2 (values separated by commas)", axis)
+			return nil, fmt.Errorf("--matrix %q: expected path=v1,v2, for example cluster.safetyMode=safe,unsafe-no-joint", axis)
 		}
 		var next [][]string
 		for _, c := range out {
@@ -116,7 +117,7 @@ func cells(matrix []string) ([][]string, error) {
 
 // Sweep runs file over the matrix times the seeds and aggregates.
 func Sweep(ctx context.Context, file string, o SweepOptions) (*Aggregate, []SweepRun, error) {
-	cs, err := cells(o.Matrix)
+	cs, err := Cells(o.Matrix)
 	if err != nil {
 		return nil, nil, err
 	}

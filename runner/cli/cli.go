@@ -204,31 +204,24 @@ random {every, hold, kinds, maxReplicas}. Node names are kv-0..kv-8 or the
 selectors leader, follower, minority, majority.`,
 		Args: exactFiles(0),
 		RunE: func(_ *cobra.Command, args []string) error {
-			var bad error
+			invalidFiles := 0
 			for _, path := range args {
 				exp, err := experiment.Load(path, sets)
 				if err != nil {
 					fmt.Fprintln(stdout, err)
-					bad = usageError{fmt.Errorf("%d of %d files invalid", countInvalid(args, sets), len(args))}
+					invalidFiles++
 					continue
 				}
 				fmt.Fprintf(stdout, "%s: ok (%s, %d steps, safetyMode %s)\n", path, exp.Metadata.Name, len(exp.Steps), exp.Cluster.SafetyMode)
 			}
-			return bad
+			if invalidFiles > 0 {
+				return usageError{fmt.Errorf("%d of %d files invalid", invalidFiles, len(args))}
+			}
+			return nil
 		},
 	}
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a field before validating (repeatable)")
 	return cmd
-}
-
-func countInvalid(paths, sets []string) int {
-	n := 0
-	for _, p := range paths {
-		if _, err := experiment.Load(p, sets); err != nil {
-			n++
-		}
-	}
-	return n
 }
 
 func defaultParallel() int { return runtime.NumCPU() }

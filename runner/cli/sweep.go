@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,10 +42,8 @@ func sweepCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 			if !quiet {
 				o.Progress = stderr
 			}
-			for _, axis := range matrix {
-				if p, v, ok := strings.Cut(axis, "="); !ok || p == "" || v == "" {
-					return invalid("--matrix %q: expected path=v1,v2,... for example cluster.safetyMode=safe,unsafe-no-joint", axis)
-				}
+			if _, err := runner.Cells(matrix); err != nil {
+				return usageError{err}
 			}
 			agg, runs, err := runner.Sweep(ctx, args[0], o)
 			if err != nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -287,7 +288,7 @@ func (e *Experiment) validateStep(s Step, known map[string]bool) []string {
 		}
 	}
 	checkNode := func(id string, selectorOK bool) {
-		if selectorOK && contains(Selectors, id) {
+		if selectorOK && slices.Contains(Selectors, id) {
 			return
 		}
 		if !nodeRe.MatchString(id) {
@@ -401,7 +402,7 @@ func (e *Experiment) validateStep(s Step, known map[string]bool) []string {
 			bad("random needs every and hold, for example {every: 2s, hold: 1s}")
 		}
 		for _, k := range r.Kinds {
-			if !contains(RandomKinds, k) {
+			if !slices.Contains(RandomKinds, k) {
 				bad("unknown random kind %q; expected some of: %s", k, strings.Join(RandomKinds, ", "))
 			}
 		}
@@ -430,7 +431,7 @@ func (e *Experiment) checkCondition(c Condition, known map[string]bool, await bo
 	}
 	if c.JointState != "" {
 		n++
-		if !contains(JointStates, c.JointState) {
+		if !slices.Contains(JointStates, c.JointState) {
 			errs = append(errs, fmt.Sprintf("jointState must be one of %s, got %q", strings.Join(JointStates, ", "), c.JointState))
 		}
 	}
@@ -474,15 +475,6 @@ func knownList(known map[string]bool) string {
 		}
 	}
 	return strings.Join(ids, ", ")
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // lookup finds the value node at a key path, or the deepest node found.

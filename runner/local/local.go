@@ -7,9 +7,7 @@
 package local
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -202,27 +200,15 @@ func (c *Cluster) noteConfigs(sts []kvserver.StatusJSON) {
 }
 
 func (c *Cluster) adminCall(id, method, path string, body any) error {
-	var rd *bytes.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	} else {
-		rd = bytes.NewReader(nil)
-	}
-	req, err := http.NewRequest(method, c.lc.AdminURL(id)+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var e kvserver.AdminError
+	code, err := c.lc.Admin(ctx, id, method, path, body, &e)
 	if err != nil {
 		return fmt.Errorf("local: %s %s on %s: %w", method, path, id, err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var e kvserver.AdminError
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("local: %s %s on %s: %s %s", method, path, id, resp.Status, e.Error)
+	if code >= 300 {
+		return fmt.Errorf("local: %s %s on %s: HTTP %d %s", method, path, id, code, e.Error)
 	}
 	return nil
 }

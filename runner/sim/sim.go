@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -418,9 +419,7 @@ func (c *Cluster) recordElection(n *node) {
 // node's log (stable and unstable), or of its snapshot.
 func (c *Cluster) logConfig(n *node) raftcore.Config {
 	st := n.rn.BasicStatus()
-	first, _ := n.st.FirstIndex()
-	last, _ := n.st.LastIndex()
-	if ents, err := n.st.Entries(first, last+1, ^uint64(0)); err == nil {
+	if ents, _, err := c.LogOf(n.id); err == nil {
 		for i := len(ents) - 1; i >= 0; i-- {
 			if ents[i].Type == raftcore.EntryConfig && ents[i].Index <= st.LastIndex {
 				if cfg, err := raftcore.DecodeConfig(ents[i].Data); err == nil {
@@ -440,9 +439,7 @@ func (c *Cluster) checkOneChange(n *node, rd raftcore.Ready) {
 		return
 	}
 	prev := uint64(0)
-	first, _ := n.st.FirstIndex()
-	last, _ := n.st.LastIndex()
-	if ents, err := n.st.Entries(first, last+1, ^uint64(0)); err == nil {
+	if ents, _, err := c.LogOf(n.id); err == nil {
 		for _, e := range ents {
 			if e.Type == raftcore.EntryConfig {
 				prev = e.Index
@@ -620,7 +617,7 @@ func (c *Cluster) failPending(n *node, why string) {
 	for _, k := range sortedKeys(n.writes) {
 		n.writes[k].done(backend.Result{Outcome: backend.Unknown, Err: why})
 	}
-	for _, k := range slices.Sorted(mapKeys(n.reads)) {
+	for _, k := range slices.Sorted(maps.Keys(n.reads)) {
 		n.reads[k].done(backend.Result{Outcome: backend.Unknown, Err: why})
 	}
 	for _, rw := range n.readWait {
@@ -739,16 +736,6 @@ func (c *Cluster) Stats() backend.Stats { return c.stats }
 
 // Close implements backend.Cluster.
 func (c *Cluster) Close() error { return nil }
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
 
 func sortedKeys(m map[wkey]*pending) []wkey {
 	ks := make([]wkey, 0, len(m))
