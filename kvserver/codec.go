@@ -26,7 +26,8 @@ const (
 )
 
 const (
-	wireVersion = 1
+	// wireVersion 2 added Message.Round (heartbeat rounds for ReadIndex).
+	wireVersion = 2
 	// maxFrame bounds a frame; a larger length is a corrupt or hostile
 	// stream and closes the connection.
 	maxFrame = 64 << 20
@@ -66,6 +67,7 @@ func appendMessage(b []byte, m *raftcore.Message) []byte {
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, m.RejectHint)
+	b = binary.AppendUvarint(b, m.Round)
 	b = appendBytes(b, m.Context)
 	b = binary.AppendUvarint(b, uint64(len(m.Entries)))
 	for i := range m.Entries {
@@ -140,6 +142,7 @@ func decodeMessage(b []byte) (m raftcore.Message, snapLen uint64, err error) {
 	flags := d.byte()
 	m.Reject = flags&1 != 0
 	m.RejectHint = d.uvarint()
+	m.Round = d.uvarint()
 	if c := d.bytes(); len(c) > 0 {
 		m.Context = c
 	}

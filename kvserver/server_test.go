@@ -162,6 +162,30 @@ func TestServerForwardsAndReadsThroughFollowers(t *testing.T) {
 	}
 }
 
+// A follower forwards POST /admin/transfer-leader to the leader, which hands
+// leadership to the member that was named, not to the follower that passed
+// the request on (issue 12, defect 3), and the peer transport accepts the
+// forwarded request whose From is the originator.
+func TestServerTransferLeaderAskedOfAFollower(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	lead := tc.leader()
+	var followers []string
+	for _, id := range []string{"kv-0", "kv-1", "kv-2"} {
+		if id != lead {
+			followers = append(followers, id)
+		}
+	}
+	asked, target := followers[0], followers[1]
+	admin := "http://" + tc.servers[asked].AdminAddr()
+	code, out, _ := do(t, http.MethodPost, admin+"/admin/transfer-leader", `{"to":"`+target+`","wait_ms":5000}`, nil)
+	if code != 200 || out["leader"] != target {
+		t.Fatalf("transfer to %s asked of %s (leader %s): %d %v", target, asked, lead, code, out)
+	}
+	if got := tc.leader(); got != target {
+		t.Fatalf("after the transfer %s leads, want %s", got, target)
+	}
+}
+
 func TestServerLimitsAndBadRequests(t *testing.T) {
 	tc := newTestCluster(t, 1, func(c *Config) { c.MaxBodyBytes = 200 })
 	tc.leader()
@@ -299,7 +323,8 @@ func TestCodecRoundTrip(t *testing.T) {
 		{Type: raftcore.MsgApp, From: "kv-0", To: "kv-1", Term: 3, LogTerm: 2, Index: 7, Commit: 6,
 			Entries: []raftcore.Entry{{Term: 2, Index: 8, Data: []byte("x")}, {Term: 3, Index: 9, Type: raftcore.EntryConfig, Data: raftcore.EncodeConfig(raftcore.NewConfig([]string{"kv-0"}))}}},
 		{Type: raftcore.MsgAppResp, From: "kv-1", To: "kv-0", Term: 3, Index: 5, Reject: true, RejectHint: 4, LogTerm: 1},
-		{Type: raftcore.MsgHeartbeat, From: "kv-0", To: "kv-1", Term: 3, Commit: 9, Context: []byte{1, 2}},
+		{Type: raftcore.MsgHeartbeat, From: "kv-0", To: "kv-1", Term: 3, Commit: 9, Round: 1 << 33},
+		{Type: raftcore.MsgReadIndex, From: "kv-2", To: "kv-1", Context: []byte{1, 2}},
 		{Type: raftcore.MsgSnap, From: "kv-0", To: "kv-2", Term: 4, Snapshot: &raftcore.Snapshot{
 			Meta: raftcore.SnapshotMeta{Index: 100, Term: 4, Config: raftcore.NewConfig([]string{"kv-0", "kv-1"}, "kv-2")}, Data: data}},
 	}

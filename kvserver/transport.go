@@ -401,8 +401,8 @@ func (t *transport) read(c net.Conn) {
 		if m == nil {
 			continue
 		}
-		if m.From != from {
-			t.logf("peer %s sent a message from %q; closing", from, m.From)
+		if m.From != from && !forwardable(m.Type) {
+			t.logf("peer %s sent a %s from %q; closing", from, m.Type, m.From)
 			return
 		}
 		t.mu.Lock()
@@ -458,4 +458,12 @@ func (t *transport) close() {
 
 func (f Fault) String() string {
 	return fmt.Sprintf("drop=%v delay=%dms jitter=%dms loss=%.1f%%", f.Drop, f.DelayMs, f.JitterMs, f.LossPercent)
+}
+
+// forwardable reports the requests a follower passes on to its leader with
+// their originator as From (raftcore keeps it, so that a read is answered
+// to the node that asked and a transfer goes to the node that was named):
+// only these may arrive on a connection from another peer.
+func forwardable(t raftcore.MessageType) bool {
+	return t == raftcore.MsgProp || t == raftcore.MsgReadIndex || t == raftcore.MsgTransferLeader
 }

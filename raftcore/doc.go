@@ -16,7 +16,19 @@
 //     (§5.4.2, Figure 8).
 //   - Snapshots: the application snapshots and compacts its storage; a
 //     follower too far behind receives InstallSnapshot.
-//   - Linearizable reads through ReadIndex (thesis §6.4).
+//   - Linearizable reads through ReadIndex (thesis §6.4). The leader numbers
+//     its heartbeat rounds within its term and records the highest round
+//     each member acknowledged; a read, stamped with the commit index and
+//     the first round sent after it arrived, is released once a quorum of
+//     the voters (each half of a joint configuration) acknowledged that
+//     round or a later one. A delayed answer to an earlier round never
+//     releases a later read, whatever the read contexts are, and periodic
+//     heartbeats are rounds too, so a read whose own round was lost is
+//     released by the next one. The request context only comes back in the
+//     ReadState, for the caller to match: make it unique across nodes and
+//     restarts (raft-kv uses node id, boot nonce and a counter). Followers
+//     forward reads, proposals and transfer requests to the leader with
+//     their originator as From: the answer goes to the node that asked.
 //   - Leadership transfer with TimeoutNow to a caught-up voter (thesis §3.10).
 //   - Membership carried only in log entries, in effect on append (§6):
 //     Config{Voters, OutgoingVoters, Learners}; AddLearner, EnterJoint

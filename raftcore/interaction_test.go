@@ -72,6 +72,9 @@ var handlers = map[string]handler{
 	"process":         (*interactionEnv).handleProcess,
 	"deliver":         (*interactionEnv).handleDeliver,
 	"drop-pending":    (*interactionEnv).handleDropPending,
+	"pause":           (*interactionEnv).handlePause,
+	"resume":          (*interactionEnv).handleResume,
+	"unreachable":     (*interactionEnv).handleUnreachable,
 }
 
 func (e *interactionEnv) handle(d *datadriven.TestData) (string, error) {
@@ -362,7 +365,31 @@ func (e *interactionEnv) handleReadIndex(_ *datadriven.TestData, pos []string) (
 	if err != nil {
 		return "", err
 	}
+	if err := e.k.ReadRequested(pos[0], []byte(pos[1])); err != nil {
+		return "", err
+	}
 	return "", rn.ReadIndex([]byte(pos[1]))
+}
+
+// pause NODE: the node stops (SIGSTOP): no ticks, nothing handled, messages
+// for it held until it resumes.
+func (e *interactionEnv) handlePause(_ *datadriven.TestData, pos []string) (string, error) {
+	return "", e.c.Pause(pos[0])
+}
+
+// resume NODE: the held messages are stepped by the next delivery.
+func (e *interactionEnv) handleResume(_ *datadriven.TestData, pos []string) (string, error) {
+	return "", e.c.Resume(pos[0])
+}
+
+// unreachable NODE PEER: NODE's transport reports PEER unreachable.
+func (e *interactionEnv) handleUnreachable(_ *datadriven.TestData, pos []string) (string, error) {
+	rn, err := e.rn(pos[0])
+	if err != nil {
+		return "", err
+	}
+	rn.ReportUnreachable(pos[1])
+	return "", nil
 }
 
 func (e *interactionEnv) handleReadStates(_ *datadriven.TestData, pos []string) (string, error) {
@@ -387,13 +414,18 @@ func (e *interactionEnv) handleCheck(*datadriven.TestData, []string) (string, er
 	return "VIOLATIONS:\n  " + strings.Join(e.k.Violations, "\n  ") + "\n", nil
 }
 
-// step kv-1 bad=<kind>: feed a malformed message and show the refusal.
+// step kv-1 bad=<kind> [from=kv-0]: feed a malformed message and show the
+// refusal.
 func (e *interactionEnv) handleStep(d *datadriven.TestData, pos []string) (string, error) {
 	rn, err := e.rn(pos[0])
 	if err != nil {
 		return "", err
 	}
-	m := raftcore.Message{From: "kv-0", To: pos[0], Term: rn.BasicStatus().Term}
+	from := "kv-0"
+	if v := argList(d, "from"); len(v) == 1 {
+		from = v[0]
+	}
+	m := raftcore.Message{From: from, To: pos[0], Term: rn.BasicStatus().Term}
 	switch argList(d, "bad")[0] {
 	case "local":
 		m.Type = raftcore.MsgHup
@@ -422,6 +454,14 @@ func (e *interactionEnv) handleStep(d *datadriven.TestData, pos []string) (strin
 	case "stale-term":
 		m.Type = raftcore.MsgVote
 		m.Term = 1
+	case "read-resp-no-term":
+		m.Type = raftcore.MsgReadIndexResp
+		m.Term = 0
+		m.Index = 99
+		m.Context = []byte("forged")
+	case "heartbeat-resp-future-round":
+		m.Type = raftcore.MsgHeartbeatResp
+		m.Round = 1 << 40
 	}
 	err = rn.Step(m)
 	return fmt.Sprintf("step: %v\ndropped=%d\n", err, rn.BasicStatus().Counters.DroppedMessages), nil

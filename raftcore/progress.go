@@ -75,6 +75,9 @@ type progress struct {
 	probeSent       bool
 	isLearner       bool
 	inflights       *inflights
+	// round is the highest heartbeat round of the leader's term this member
+	// acknowledged; reads queued before a round wait for a quorum of it.
+	round uint64
 }
 
 func (pr *progress) resetState(s ProgressState) {

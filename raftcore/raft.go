@@ -87,12 +87,16 @@ func (o *Options) withDefaults() (Options, error) {
 // CheckQuorum lease because the leader itself asked for them (thesis §3.10).
 var campaignTransfer = []byte("transfer")
 
-// readRequest is a pending ReadIndex request (thesis §6.4).
+// readRequest is a pending ReadIndex request (thesis §6.4): the commit index
+// when it arrived, and the first heartbeat round sent after it arrived. A
+// quorum acknowledging that round (or a later one) proves that the leader
+// was still the leader after the read arrived, so no other leader can have
+// committed anything beyond index before the read was requested.
 type readRequest struct {
 	index uint64
+	round uint64
 	ctx   []byte
 	from  string
-	acks  map[string]bool
 }
 
 // ReadState answers a ReadIndex request: once the application has applied
@@ -139,7 +143,13 @@ type raft struct {
 
 	msgs       []Message
 	readStates []ReadState
-	readQueue  []*readRequest
+	// readQueue holds the reads waiting for their heartbeat round, in
+	// arrival order, so with non-decreasing rounds.
+	readQueue []readRequest
+	// hbRound is the last heartbeat round sent in this term as leader.
+	// Responses carry the round they answer, never a request context: a
+	// delayed answer to an earlier round cannot release a later read.
+	hbRound uint64
 	// pendingReads wait for the leader's first commit in its term.
 	pendingReads []Message
 
@@ -298,8 +308,15 @@ func (r *raft) promotable() bool {
 	return ok && prev.cfg.IsVoter(r.id)
 }
 
+// send queues m for the network. From is set only where it is empty: a
+// forwarded request (MsgProp, MsgReadIndex, MsgTransferLeader) keeps its
+// originator, so that the leader answers a read to the node that asked for
+// it and transfers leadership to the node that was named, not to the
+// follower that passed the request on.
 func (r *raft) send(m Message) {
-	m.From = r.id
+	if m.From == None {
+		m.From = r.id
+	}
 	switch m.Type {
 	case MsgVote, MsgVoteResp, MsgPreVote, MsgPreVoteResp:
 		// The term of these is set by the caller: a pre-vote carries the
@@ -330,8 +347,10 @@ func (r *raft) reset(term uint64) {
 	r.votes = map[string]bool{}
 	r.readQueue = nil
 	r.pendingReads = nil
+	r.hbRound = 0
 	last := r.log.lastIndex()
 	for id, pr := range r.prs {
+		pr.round = 0
 		pr.match, pr.next = 0, last+1
 		pr.resetState(ProgressProbe)
 		pr.recentActive = true
@@ -409,7 +428,7 @@ func (r *raft) tickHeartbeat() {
 	}
 	if r.heartbeatElapsed >= r.opts.HeartbeatTick {
 		r.heartbeatElapsed = 0
-		r.bcastHeartbeat(nil)
+		r.bcastHeartbeat()
 	}
 }
 
@@ -645,12 +664,19 @@ func (r *raft) bcastAppend() {
 	}
 }
 
-func (r *raft) bcastHeartbeat(ctx []byte) {
+// bcastHeartbeat sends the next heartbeat round. Every round, periodic or
+// sent for a read, can release the reads queued before it, so a read whose
+// round was lost is retried by the next periodic heartbeat.
+func (r *raft) bcastHeartbeat() {
+	r.hbRound++
+	if pr := r.prs[r.id]; pr != nil {
+		pr.round = r.hbRound
+	}
 	for _, id := range r.sortedPeers() {
 		pr := r.prs[id]
 		// Never tell a follower to commit beyond what it is known to hold.
 		commit := min(pr.match, r.log.committed)
-		r.send(Message{To: id, Type: MsgHeartbeat, Commit: commit, Context: ctx})
+		r.send(Message{To: id, Type: MsgHeartbeat, Commit: commit, Round: r.hbRound})
 	}
 }
 
@@ -712,7 +738,7 @@ func (r *raft) sendTimeoutNow(to string) {
 func stepLeader(r *raft, m Message) error {
 	switch m.Type {
 	case MsgBeat:
-		r.bcastHeartbeat(nil)
+		r.bcastHeartbeat()
 		return nil
 	case MsgProp:
 		if len(m.Entries) == 0 {
@@ -763,7 +789,11 @@ func stepLeader(r *raft, m Message) error {
 			return nil
 		}
 		wasPaused := pr.isPaused()
-		if !pr.maybeUpdate(m.Index) {
+		// An empty probe acknowledged exactly at the match moves nothing,
+		// yet proves where the follower stands: leave probe state and
+		// send it entries now instead of waiting for the next heartbeat
+		// response (etcd-io/raft does the same).
+		if !pr.maybeUpdate(m.Index) && (pr.match != m.Index || pr.state != ProgressProbe) {
 			return nil
 		}
 		switch {
@@ -803,8 +833,10 @@ func stepLeader(r *raft, m Message) error {
 		if pr.match < r.log.lastIndex() {
 			r.maybeSendAppend(m.From, true)
 		}
-		if len(m.Context) > 0 {
-			r.ackRead(m.From, m.Context)
+		// A round this leader never sent is a confused or hostile peer.
+		if m.Round > pr.round && m.Round <= r.hbRound {
+			pr.round = m.Round
+			r.releaseAckedReads()
 		}
 	case MsgSnapStatus:
 		if pr.state != ProgressSnapshot {
@@ -852,42 +884,50 @@ func (r *raft) handleReadIndex(m Message) {
 		r.pendingReads = append(r.pendingReads, m)
 		return
 	}
-	req := &readRequest{index: r.log.committed, ctx: m.Context, from: m.From, acks: map[string]bool{r.id: true}}
+	req := readRequest{index: r.log.committed, ctx: m.Context, from: m.From}
+	if r.cfg.Quorum().VoteResult(map[string]bool{r.id: true}) == quorum.VoteWon {
+		// The only voter: nobody else can have led since.
+		r.answerRead(req)
+		return
+	}
+	// The next round is the first sent after the read arrived; send it now
+	// rather than wait for the heartbeat tick (thesis §6.4 step 3).
+	req.round = r.hbRound + 1
 	r.readQueue = append(r.readQueue, req)
-	if r.cfg.Quorum().VoteResult(req.acks) == quorum.VoteWon {
-		r.releaseReads(len(r.readQueue) - 1)
-		return
-	}
-	r.bcastHeartbeat(m.Context)
+	r.bcastHeartbeat()
 }
 
-// ackRead records a heartbeat acknowledgement for a read; a quorum confirms
-// that we were still the leader when the read arrived, for it and for every
-// read queued before it.
-func (r *raft) ackRead(from string, ctx []byte) {
-	for i, req := range r.readQueue {
-		if !slices.Equal(req.ctx, ctx) {
-			continue
-		}
-		if r.cfg.IsVoter(from) {
-			req.acks[from] = true
-		}
-		if r.cfg.Quorum().VoteResult(req.acks) == quorum.VoteWon {
-			r.releaseReads(i)
-		}
-		return
+// roundAcks presents the heartbeat rounds members acknowledged to the
+// quorum code, which finds the highest round a quorum reached the way it
+// finds the commit index (for a joint configuration, in both halves).
+type roundAcks progressMap
+
+func (a roundAcks) AckedIndex(id string) (uint64, bool) {
+	pr, ok := a[id]
+	if !ok {
+		return 0, false
 	}
+	return pr.round, true
 }
 
-func (r *raft) releaseReads(upTo int) {
-	for _, req := range r.readQueue[:upTo+1] {
-		if req.from == r.id || req.from == None {
-			r.readStates = append(r.readStates, ReadState{Index: req.index, RequestCtx: req.ctx})
-		} else {
-			r.send(Message{To: req.from, Type: MsgReadIndexResp, Index: req.index, Context: req.ctx})
-		}
+// releaseAckedReads answers, in order, every queued read whose round a
+// quorum of the voters has acknowledged.
+func (r *raft) releaseAckedReads() {
+	acked := r.cfg.Quorum().CommittedIndex(roundAcks(r.prs))
+	n := 0
+	for n < len(r.readQueue) && r.readQueue[n].round <= acked {
+		r.answerRead(r.readQueue[n])
+		n++
 	}
-	r.readQueue = slices.Delete(r.readQueue, 0, upTo+1)
+	r.readQueue = slices.Delete(r.readQueue, 0, n)
+}
+
+func (r *raft) answerRead(req readRequest) {
+	if req.from == r.id || req.from == None {
+		r.readStates = append(r.readStates, ReadState{Index: req.index, RequestCtx: req.ctx})
+		return
+	}
+	r.send(Message{To: req.from, Type: MsgReadIndexResp, Index: req.index, Context: req.ctx})
 }
 
 func stepCandidate(r *raft, m Message) error {
@@ -978,7 +1018,7 @@ func (r *raft) handleAppendEntries(m Message) {
 
 func (r *raft) handleHeartbeat(m Message) {
 	r.log.commitTo(m.Commit)
-	r.send(Message{To: m.From, Type: MsgHeartbeatResp, Context: m.Context})
+	r.send(Message{To: m.From, Type: MsgHeartbeatResp, Round: m.Round})
 }
 
 func (r *raft) handleSnapshot(m Message) {

@@ -19,9 +19,11 @@ import (
 func seedsFromEnv(t *testing.T) []uint64 { return testseed.FromEnv(t, "RAFT", 200, 20) }
 
 // TestRandomized drives in-memory clusters of 3 to 7 nodes through random
-// partitions, crashes and restarts, message loss, duplication and
-// reordering, compactions, leader transfers and membership changes, and
-// checks the safety properties after every step (memcluster.Checker). After
+// partitions, crashes and restarts, pauses longer than an election timeout
+// (a stopped process whose messages queue up), message loss, delay,
+// duplication and reordering, compactions, leader transfers, membership
+// changes and ReadIndex reads through every node, and checks the safety
+// properties after every step (memcluster.Checker), reads included. After
 // the faults stop it checks that the cluster still makes progress.
 func TestRandomized(t *testing.T) {
 	seeds := seedsFromEnv(t)
@@ -71,12 +73,43 @@ func runRandomized(seed uint64) error {
 		}
 		return ids
 	}
+	// active: running and not paused, so able to take a call.
+	active := func() []string {
+		var ids []string
+		for _, id := range up() {
+			if !c.Node(id).Paused() {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	activeLeader := func() string {
+		if lead := c.Leader(); lead != "" && !c.Node(lead).Paused() {
+			return lead
+		}
+		return ""
+	}
+	// Read contexts are unique per node, as the checker needs, but collide
+	// across nodes (every node counts from 1, as raft-kv once did): the core
+	// must not rely on contexts to tell its heartbeat rounds apart.
+	readSeq := map[string]int{}
+	read := func(id string) {
+		readSeq[id]++
+		ctx := []byte(strconv.Itoa(readSeq[id]))
+		if err := k.ReadRequested(id, ctx); err != nil {
+			panic(err)
+		}
+		_ = mustRN(c, id).ReadIndex(ctx)
+	}
+	// A paused node (SIGSTOP, a GC pause) resumes at resumeAt; the pause
+	// is longer than an election timeout, so the others can move on.
+	paused, resumeAt := "", 0
 	proposals := 0
 	steps := 250 + rng.IntN(250)
 	for step := 0; step < steps; step++ {
 		switch r := rng.IntN(100); {
 		case r < 25:
-			if ids := up(); len(ids) > 0 {
+			if ids := active(); len(ids) > 0 {
 				id := pick(ids)
 				proposals++
 				_ = mustRN(c, id).Propose([]byte(fmt.Sprintf("k%d=%d", rng.IntN(5), proposals)))
@@ -110,23 +143,52 @@ func runRandomized(seed uint64) error {
 				}
 			}
 		case r < 45:
-			if ids := up(); len(ids) > 0 {
+			if ids := active(); len(ids) > 0 {
 				_ = c.Compact(pick(ids))
 			}
 		case r < 47:
-			if lead := c.Leader(); lead != "" {
+			if lead := activeLeader(); lead != "" {
 				_ = mustRN(c, lead).TransferLeader(pick(pool))
 				k.AfterOp(lead)
 			}
-		case r < 49:
-			if ids := up(); len(ids) > 0 {
-				_ = mustRN(c, pick(ids)).ReadIndex([]byte(strconv.Itoa(step)))
+		case r < 58:
+			// Reads through any node: followers forward to the leader.
+			if ids := active(); len(ids) > 0 {
+				read(pick(ids))
 			}
-		case r < 55:
-			if lead := c.Leader(); lead != "" {
+		case r < 64:
+			if lead := activeLeader(); lead != "" {
 				randomConfChange(rng, mustRN(c, lead), pool)
 				k.AfterOp(lead)
 			}
+		case r < 66:
+			// Pause the leader (or, less often, anyone) for one to three
+			// election timeouts.
+			if paused == "" {
+				id := activeLeader()
+				if id == "" || rng.IntN(4) == 0 {
+					if ids := active(); len(ids) > 0 {
+						id = pick(ids)
+					}
+				}
+				if id != "" && c.Pause(id) == nil {
+					paused, resumeAt = id, step+opts.ElectionTick*(1+rng.IntN(3))+rng.IntN(opts.ElectionTick)
+				}
+			}
+		}
+		if paused != "" && (step >= resumeAt || !c.Node(paused).Up()) {
+			if c.Node(paused).Paused() {
+				if err := c.Resume(paused); err != nil {
+					return err
+				}
+				// Reads that reach the node as it wakes, before it has
+				// handled what was queued for it: a stale leader must not
+				// answer them from its old commit index.
+				for i := rng.IntN(4); i > 0; i-- {
+					read(paused)
+				}
+			}
+			paused = ""
 		}
 		c.Tick()
 		c.Flush(100)
@@ -143,6 +205,11 @@ func runRandomized(seed uint64) error {
 	}
 
 	// Liveness once the faults stop: every node back, the network whole.
+	if paused != "" && c.Node(paused).Paused() {
+		if err := c.Resume(paused); err != nil {
+			return err
+		}
+	}
 	c.Net.Heal()
 	for _, id := range pool {
 		if !c.Node(id).Up() {

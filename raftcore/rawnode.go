@@ -329,7 +329,11 @@ func (rn *RawNode) validate(m Message) error {
 		if len(m.Entries) == 0 {
 			return fmt.Errorf("%w: empty MsgProp", ErrBadMessage)
 		}
-	case MsgVote, MsgPreVote, MsgHeartbeat, MsgVoteResp, MsgPreVoteResp, MsgAppResp, MsgHeartbeatResp, MsgTimeoutNow:
+	case MsgVote, MsgPreVote, MsgHeartbeat, MsgVoteResp, MsgPreVoteResp, MsgAppResp, MsgHeartbeatResp, MsgTimeoutNow,
+		MsgReadIndexResp:
+		// A response without a term cannot be checked against ours: a
+		// MsgReadIndexResp of term 0 would bypass the stale-term filter
+		// and become a ReadState.
 		if m.Term == 0 {
 			return fmt.Errorf("%w: %s without a term", ErrBadMessage, m.Type)
 		}

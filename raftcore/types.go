@@ -117,7 +117,7 @@ const (
 	MsgPreVote                           // PreVote request (thesis §9.6)
 	MsgPreVoteResp                       // PreVote response
 	MsgSnap                              // InstallSnapshot
-	MsgHeartbeat                         // heartbeat (AppendEntries without entries, carries ReadIndex contexts)
+	MsgHeartbeat                         // heartbeat (AppendEntries without entries), numbered by Round
 	MsgHeartbeatResp                     // heartbeat response
 	MsgTransferLeader                    // local or forwarded: move leadership to From
 	MsgTimeoutNow                        // leader tells a caught-up voter to campaign at once (thesis §3.10)
@@ -163,9 +163,14 @@ type Message struct {
 	Reject     bool
 	RejectHint uint64
 	Snapshot   *Snapshot
-	// Context carries a ReadIndex request id on MsgReadIndex, MsgHeartbeat and
-	// their responses, and the "transfer" flag on votes of a leader transfer.
+	// Context carries a ReadIndex request id on MsgReadIndex and
+	// MsgReadIndexResp, and the "transfer" flag on votes of a leader
+	// transfer. The core never matches on it: it is the caller's.
 	Context []byte
+	// Round numbers a leader's heartbeats within its term; a MsgHeartbeatResp
+	// echoes the round it answers. A read is released once a quorum has
+	// acknowledged a round sent after the read arrived (thesis §6.4).
+	Round uint64
 }
 
 // String is the text form used in logs and golden test files.
@@ -187,7 +192,9 @@ func (m Message) String() string {
 			b.WriteString(" Rejected")
 		}
 	case MsgHeartbeat:
-		fmt.Fprintf(&b, " Commit:%d", m.Commit)
+		fmt.Fprintf(&b, " Commit:%d Round:%d", m.Commit, m.Round)
+	case MsgHeartbeatResp:
+		fmt.Fprintf(&b, " Round:%d", m.Round)
 	case MsgSnap:
 		if m.Snapshot != nil {
 			fmt.Fprintf(&b, " Snapshot: Index:%d Term:%d Config:%s", m.Snapshot.Meta.Index, m.Snapshot.Meta.Term, m.Snapshot.Meta.Config)

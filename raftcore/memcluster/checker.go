@@ -16,11 +16,15 @@ import (
 //   - leader completeness: a new leader holds every entry applied anywhere;
 //   - state machine safety: no two nodes apply different entries at one index;
 //   - and for membership: no election or commit counted a learner, checked by
-//     recounting with a naive majority over the configuration's voters only.
+//     recounting with a naive majority over the configuration's voters only;
+//   - linearizable reads: every ReadState is at or above the index of every
+//     entry committed, by any leader, before the read was requested (thesis
+//     §6.4), and reaches only the node that asked for it.
 //
 // Install it before the cluster runs; call AfterOp after any call that may
 // change a leader's commit index outside of message delivery (proposals,
-// membership changes), and CheckLogMatching whenever a full check is wanted.
+// membership changes), ReadRequested before each ReadIndex call, and
+// CheckLogMatching whenever a full check is wanted.
 type Checker struct {
 	c          *Cluster
 	Violations []string
@@ -28,6 +32,13 @@ type Checker struct {
 	entries    map[[2]uint64]string  // (index, term) -> entry text
 	applied    map[uint64]appliedRec // index -> what was applied there
 	commitSeen map[string][2]uint64  // node -> (term, commit) last checked
+	// maxCommit is the highest commit index any node has reached: every
+	// entry up to it is committed.
+	maxCommit uint64
+	// reads: node -> request context -> the least index its ReadState may
+	// carry. Kept after the answer, so that a duplicated answer is checked
+	// too; contexts must therefore be unique per node (not across nodes).
+	reads map[string]map[string]uint64
 }
 
 type appliedRec struct {
@@ -39,7 +50,8 @@ type appliedRec struct {
 // NewChecker installs a checker's hooks on c (chaining existing hooks).
 func NewChecker(c *Cluster) *Checker {
 	k := &Checker{c: c, leaders: map[uint64]string{}, entries: map[[2]uint64]string{},
-		applied: map[uint64]appliedRec{}, commitSeen: map[string][2]uint64{}}
+		applied: map[uint64]appliedRec{}, commitSeen: map[string][2]uint64{},
+		reads: map[string]map[string]uint64{}}
 	prevApply, prevReady, prevStep := c.OnApply, c.OnReady, c.OnStep
 	c.OnApply = func(node string, e raftcore.Entry) {
 		k.onApply(node, e)
@@ -89,7 +101,44 @@ func (k *Checker) onApply(node string, e raftcore.Entry) {
 	k.applied[e.Index] = appliedRec{term: e.Term, data: entryText(e), by: node}
 }
 
+// ReadRequested records that node is about to call ReadIndex(ctx): the
+// answer must be at or above every index committed so far. ctx must be new
+// for this node: the checker matches answers by (node, ctx).
+func (k *Checker) ReadRequested(node string, ctx []byte) error {
+	k.refreshCommit()
+	if k.reads[node] == nil {
+		k.reads[node] = map[string]uint64{}
+	}
+	if _, dup := k.reads[node][string(ctx)]; dup {
+		return fmt.Errorf("memcluster: %s reused read context %q: the checker needs contexts unique per node", node, ctx)
+	}
+	k.reads[node][string(ctx)] = k.maxCommit
+	return nil
+}
+
+// refreshCommit raises maxCommit to every running node's commit index.
+func (k *Checker) refreshCommit() {
+	for _, id := range k.c.IDs() {
+		if n := k.c.nodes[id]; n.RN != nil {
+			k.maxCommit = max(k.maxCommit, n.RN.BasicStatus().Commit)
+		}
+	}
+}
+
+func (k *Checker) checkReads(node string, rss []raftcore.ReadState) {
+	for _, rs := range rss {
+		least, ok := k.reads[node][string(rs.RequestCtx)]
+		switch {
+		case !ok:
+			k.violate("read answered to the wrong node: %s got a ReadState for %q at index %d, which it never requested", node, rs.RequestCtx, rs.Index)
+		case rs.Index < least:
+			k.violate("stale read: %s's read %q was released at index %d, but index %d was committed before it was requested", node, rs.RequestCtx, rs.Index, least)
+		}
+	}
+}
+
 func (k *Checker) onReady(node string, rd raftcore.Ready) {
+	k.checkReads(node, rd.ReadStates)
 	for _, e := range rd.Entries {
 		key := [2]uint64{e.Index, e.Term}
 		if prev, ok := k.entries[key]; ok && prev != entryText(e) {
@@ -166,6 +215,7 @@ func (k *Checker) AfterOp(node string) {
 		return
 	}
 	s := n.RN.BasicStatus()
+	k.maxCommit = max(k.maxCommit, s.Commit)
 	seen := k.commitSeen[node]
 	k.commitSeen[node] = [2]uint64{s.Term, s.Commit}
 	if s.State != raftcore.StateLeader || (seen[0] == s.Term && seen[1] >= s.Commit) {

@@ -43,10 +43,18 @@ type Node struct {
 	// Startup is the unsafe start-up membership (BUGS.md early vote), or nil.
 	Startup  *raftcore.Config
 	restarts uint64
+	// paused: the process is stopped (SIGSTOP, a GC pause, a stalled disk):
+	// it neither ticks nor handles a Ready, and what the network delivers
+	// to it waits in held, in arrival order, until it resumes.
+	paused bool
+	held   []raftcore.Message
 }
 
-// Up reports whether the node is running.
+// Up reports whether the node is running (paused counts as running).
 func (n *Node) Up() bool { return n.RN != nil }
+
+// Paused reports whether the node is paused.
+func (n *Node) Paused() bool { return n.paused }
 
 // Cluster is a set of nodes on one MemNetwork.
 type Cluster struct {
@@ -173,6 +181,7 @@ func (c *Cluster) Crash(id string) error {
 		return fmt.Errorf("memcluster: cannot crash %q: unknown or already down", id)
 	}
 	n.RN = nil
+	n.paused, n.held = false, nil
 	c.Net.DropPendingTo(id)
 	c.tracef("%s crashed", id)
 	return nil
@@ -189,6 +198,33 @@ func (c *Cluster) Restart(id string) error {
 	return c.start(n)
 }
 
+// Pause stops a running node the way SIGSTOP or a long GC pause does: its
+// clock stops, it handles nothing, and messages delivered to it are held in
+// arrival order. The others go on.
+func (c *Cluster) Pause(id string) error {
+	n := c.nodes[id]
+	if n == nil || n.RN == nil || n.paused {
+		return fmt.Errorf("memcluster: cannot pause %q: unknown, down or already paused", id)
+	}
+	n.paused = true
+	c.tracef("%s paused", id)
+	return nil
+}
+
+// Resume restarts a paused node's clock; the messages held for it are
+// stepped first, in arrival order, by the next Deliver. Whatever the caller
+// asks of the node before that (a read, a proposal) sees the node exactly as
+// it was when it paused, as a resumed process does.
+func (c *Cluster) Resume(id string) error {
+	n := c.nodes[id]
+	if n == nil || !n.paused {
+		return fmt.Errorf("memcluster: cannot resume %q: unknown or not paused", id)
+	}
+	n.paused = false
+	c.tracef("%s resumed with %d held messages", id, len(n.held))
+	return nil
+}
+
 // SetStartup changes the unsafe start-up membership used by the next restart.
 func (c *Cluster) SetStartup(id string, startup *raftcore.Config) { c.nodes[id].Startup = startup }
 
@@ -198,10 +234,11 @@ func (c *Cluster) tracef(format string, args ...any) {
 	}
 }
 
-// Tick advances every running node and the network clock by one tick.
+// Tick advances every running, unpaused node and the network clock by one
+// tick.
 func (c *Cluster) Tick() {
 	for _, id := range c.IDs() {
-		if n := c.nodes[id]; n.RN != nil {
+		if n := c.nodes[id]; n.RN != nil && !n.paused {
 			n.RN.Tick()
 		}
 	}
@@ -236,7 +273,7 @@ func (c *Cluster) Process() bool {
 // apply, advance.
 func (c *Cluster) ProcessNode(id string) bool {
 	n := c.nodes[id]
-	if n == nil || n.RN == nil || !n.RN.HasReady() {
+	if n == nil || n.RN == nil || n.paused || !n.RN.HasReady() {
 		return false
 	}
 	rd := n.RN.Ready()
@@ -294,12 +331,26 @@ func (c *Cluster) apply(n *Node, e raftcore.Entry) {
 // Deliver hands every message due by the network clock to its node and
 // reports how many were delivered. Errors from Step (malformed messages)
 // are counted by the node, not returned.
+//
+// Messages held for a node that has resumed are stepped first; messages for a
+// paused node are held.
 func (c *Cluster) Deliver() int {
-	msgs := c.Net.Deliverable()
+	var msgs []raftcore.Message
+	for _, id := range c.IDs() {
+		if n := c.nodes[id]; !n.paused && len(n.held) > 0 {
+			msgs = append(msgs, n.held...)
+			n.held = nil
+		}
+	}
+	msgs = append(msgs, c.Net.Deliverable()...)
 	delivered := 0
 	for _, m := range msgs {
 		n := c.nodes[m.To]
 		if n == nil || n.RN == nil {
+			continue
+		}
+		if n.paused {
+			n.held = append(n.held, m)
 			continue
 		}
 		c.tracef("  %s", m)
@@ -319,6 +370,7 @@ func (c *Cluster) Stabilize() error {
 		p := c.Process()
 		d := c.Deliver()
 		if !p && d == 0 && c.Net.Pending() == 0 {
+			// Messages held for paused nodes wait for them to resume.
 			return nil
 		}
 		if !p && d == 0 {
