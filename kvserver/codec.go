@@ -27,6 +27,8 @@ const (
 
 const (
 	// wireVersion 2 added Message.Round (heartbeat rounds for ReadIndex).
+	// A node refuses frames of another version: members of one cluster
+	// must run the same wire version (no rolling upgrade from 1 to 2).
 	wireVersion = 2
 	// maxFrame bounds a frame; a larger length is a corrupt or hostile
 	// stream and closes the connection.

@@ -463,7 +463,10 @@ func (f Fault) String() string {
 // forwardable reports the requests a follower passes on to its leader with
 // their originator as From (raftcore keeps it, so that a read is answered
 // to the node that asked and a transfer goes to the node that was named):
-// only these may arrive on a connection from another peer.
+// only these may arrive on a connection from another peer. This trusts
+// peers: a member can name any originator, and so steer a transfer or have
+// a ReadIndex answer sent to another member (which ignores contexts it did
+// not issue). The peer port must only be reachable by members.
 func forwardable(t raftcore.MessageType) bool {
 	return t == raftcore.MsgProp || t == raftcore.MsgReadIndex || t == raftcore.MsgTransferLeader
 }

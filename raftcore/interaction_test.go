@@ -75,6 +75,7 @@ var handlers = map[string]handler{
 	"pause":           (*interactionEnv).handlePause,
 	"resume":          (*interactionEnv).handleResume,
 	"unreachable":     (*interactionEnv).handleUnreachable,
+	"counters":        (*interactionEnv).handleCounters,
 }
 
 func (e *interactionEnv) handle(d *datadriven.TestData) (string, error) {
@@ -380,6 +381,16 @@ func (e *interactionEnv) handlePause(_ *datadriven.TestData, pos []string) (stri
 // resume NODE: the held messages are stepped by the next delivery.
 func (e *interactionEnv) handleResume(_ *datadriven.TestData, pos []string) (string, error) {
 	return "", e.c.Resume(pos[0])
+}
+
+// counters NODE: the messages it refused and the proposals it dropped.
+func (e *interactionEnv) handleCounters(_ *datadriven.TestData, pos []string) (string, error) {
+	rn, err := e.rn(pos[0])
+	if err != nil {
+		return "", err
+	}
+	c := rn.BasicStatus().Counters
+	return fmt.Sprintf("dropped=%d rejected-proposals=%d\n", c.DroppedMessages, c.RejectedProposals), nil
 }
 
 // unreachable NODE PEER: NODE's transport reports PEER unreachable.

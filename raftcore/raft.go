@@ -234,6 +234,10 @@ func (r *raft) syncConfigFromLog() {
 		if r.leadTransferee != None && !slices.Contains(r.cfg.Voters, r.leadTransferee) {
 			r.leadTransferee = None
 		}
+		// The quorum changed: rounds already acknowledged may now release
+		// queued reads (and new voters, at round 0, may hold them back
+		// until the next round, which is safe).
+		r.releaseAckedReads()
 		// A smaller quorum may commit more at once.
 		if r.maybeCommit() {
 			r.bcastAppend()
@@ -678,6 +682,9 @@ func (r *raft) bcastHeartbeat() {
 		commit := min(pr.match, r.log.committed)
 		r.send(Message{To: id, Type: MsgHeartbeat, Commit: commit, Round: r.hbRound})
 	}
+	// With no other voter left to answer (the configuration shrank to this
+	// node), the leader's own round is the quorum.
+	r.releaseAckedReads()
 }
 
 // sortedPeers lists the other members in a fixed order, so that the
@@ -793,7 +800,10 @@ func stepLeader(r *raft, m Message) error {
 		// yet proves where the follower stands: leave probe state and
 		// send it entries now instead of waiting for the next heartbeat
 		// response (etcd-io/raft does the same).
-		if !pr.maybeUpdate(m.Index) && (pr.match != m.Index || pr.state != ProgressProbe) {
+		// The ack must answer the probe outstanding (next == m.Index+1):
+		// a delayed old ack after a snapshot must not rewind next.
+		probeAtMatch := pr.state == ProgressProbe && pr.match == m.Index && pr.next == m.Index+1
+		if !pr.maybeUpdate(m.Index) && !probeAtMatch {
 			return nil
 		}
 		switch {

@@ -89,13 +89,19 @@ func runRandomized(seed uint64) error {
 		}
 		return ""
 	}
-	// Read contexts are unique per node, as the checker needs, but collide
-	// across nodes (every node counts from 1, as raft-kv once did): the core
-	// must not rely on contexts to tell its heartbeat rounds apart.
+	// Read contexts are unique per node, as the checker needs. In half the
+	// seeds they collide across nodes (every node counts from 1, as raft-kv
+	// once did): the core must not rely on contexts to tell its heartbeat
+	// rounds apart. In the other half they name their node, so that an
+	// answer sent to the wrong node cannot go unseen.
+	collide := rng.IntN(2) == 0
 	readSeq := map[string]int{}
 	read := func(id string) {
 		readSeq[id]++
 		ctx := []byte(strconv.Itoa(readSeq[id]))
+		if !collide {
+			ctx = []byte(id + "/" + string(ctx))
+		}
 		if err := k.ReadRequested(id, ctx); err != nil {
 			panic(err)
 		}
@@ -104,10 +110,23 @@ func runRandomized(seed uint64) error {
 	// A paused node (SIGSTOP, a GC pause) resumes at resumeAt; the pause
 	// is longer than an election timeout, so the others can move on.
 	paused, resumeAt := "", 0
+	wakeCtx := 0 // the counter of the read a paused leader was serving
 	proposals := 0
+	heavy := rng.IntN(3) == 0
 	steps := 250 + rng.IntN(250)
 	for step := 0; step < steps; step++ {
-		switch r := rng.IntN(100); {
+		r := rng.IntN(100)
+		if heavy && r >= 66 {
+			// Seeds heavy on reads and pauses: half the idle steps read,
+			// a few more pause.
+			switch {
+			case r < 83:
+				r = 50
+			case r < 86:
+				r = 65
+			}
+		}
+		switch {
 		case r < 25:
 			if ids := active(); len(ids) > 0 {
 				id := pick(ids)
@@ -163,7 +182,10 @@ func runRandomized(seed uint64) error {
 			}
 		case r < 66:
 			// Pause the leader (or, less often, anyone) for one to three
-			// election timeouts.
+			// election timeouts. A leader is mostly paused in the middle
+			// of a read: a follower's read has reached it, its heartbeat
+			// round went out and the answers are on their way back, to
+			// wait for it while the others elect a new leader and commit.
 			if paused == "" {
 				id := activeLeader()
 				if id == "" || rng.IntN(4) == 0 {
@@ -171,8 +193,30 @@ func runRandomized(seed uint64) error {
 						id = pick(ids)
 					}
 				}
+				midRead := 0
+				if id != "" && id == activeLeader() && rng.IntN(4) > 0 {
+					var followers []string
+					for _, f := range active() {
+						if f != id {
+							followers = append(followers, f)
+						}
+					}
+					if len(followers) > 0 {
+						f := pick(followers)
+						read(f)
+						midRead = readSeq[f]
+						c.ProcessNode(f)
+						c.Deliver()
+						c.ProcessNode(id)
+						c.Deliver()
+						for _, f := range followers {
+							c.ProcessNode(f)
+						}
+					}
+				}
 				if id != "" && c.Pause(id) == nil {
 					paused, resumeAt = id, step+opts.ElectionTick*(1+rng.IntN(3))+rng.IntN(opts.ElectionTick)
+					wakeCtx = midRead
 				}
 			}
 		}
@@ -183,8 +227,16 @@ func runRandomized(seed uint64) error {
 				}
 				// Reads that reach the node as it wakes, before it has
 				// handled what was queued for it: a stale leader must not
-				// answer them from its old commit index.
-				for i := rng.IntN(4); i > 0; i-- {
+				// answer them from its old commit index. Where contexts
+				// collide, the first takes the number of the read the
+				// leader was serving when it paused, as per-node counters
+				// do by chance.
+				n := rng.IntN(4)
+				if collide && wakeCtx > readSeq[paused] {
+					readSeq[paused] = wakeCtx - 1
+					n = max(n, 1)
+				}
+				for i := 0; i < n; i++ {
 					read(paused)
 				}
 			}
@@ -240,11 +292,60 @@ func runRandomized(seed uint64) error {
 		}
 		return fmt.Errorf("no progress after healing: %v\n  %s", err, states)
 	}
+	// Reads too are live once the faults stop: a round of reads through
+	// every member, each answered within a few heartbeat rounds. A leader
+	// change drops the reads it held (the client retries), so a round may
+	// be repeated while stale members still disrupt, within a bound.
+	if err := finalReads(c, k, opts, readSeq); err != nil {
+		return err
+	}
 	k.CheckLogMatching()
 	if len(k.Violations) > 0 {
 		return fmt.Errorf("after healing: %v", k.Violations)
 	}
 	return nil
+}
+
+// finalReads reads through every member of the leader's configuration (a
+// removed node may never learn it was removed) until one round of reads is
+// answered in full, for at most 40 rounds.
+func finalReads(c *memcluster.Cluster, k *memcluster.Checker, opts memcluster.Options, readSeq map[string]int) error {
+	type awaited struct{ node, ctx string }
+	var missing []awaited
+	for attempt := 0; attempt < 40; attempt++ {
+		if err := c.TickUntil(10*opts.ElectionTick, func() bool { return c.Leader() != "" }); err != nil {
+			return fmt.Errorf("no leader for the final reads: %v", err)
+		}
+		var round []awaited
+		for _, id := range mustRN(c, c.Leader()).BasicStatus().Config.Members() {
+			readSeq[id]++
+			ctx := fmt.Sprintf("final/%s/%d", id, readSeq[id])
+			if err := k.ReadRequested(id, []byte(ctx)); err != nil {
+				return err
+			}
+			if mustRN(c, id).ReadIndex([]byte(ctx)) == nil {
+				round = append(round, awaited{id, ctx})
+			}
+		}
+		unanswered := func() []awaited {
+			var out []awaited
+			for _, a := range round {
+				if !k.Answered(a.node, a.ctx) {
+					out = append(out, a)
+				}
+			}
+			return out
+		}
+		if c.TickUntil(5*opts.HeartbeatTick+5, func() bool { return len(unanswered()) == 0 }) == nil && len(round) > 0 {
+			return nil
+		}
+		missing = unanswered()
+	}
+	var states []string
+	for _, id := range c.IDs() {
+		states = append(states, mustRN(c, id).BasicStatus().String())
+	}
+	return fmt.Errorf("reads not answered after healing, 40 rounds: last unanswered %v\n  %s", missing, states)
 }
 
 func mustRN(c *memcluster.Cluster, id string) *raftcore.RawNode {

@@ -296,7 +296,11 @@ func (rn *RawNode) validate(m Message) error {
 		return fmt.Errorf("%w: unknown type %d", ErrBadMessage, m.Type)
 	case m.Type.isLocal():
 		return fmt.Errorf("%w: %s", ErrStepLocal, m.Type)
-	case m.From == None || m.From == r.id:
+	case m.From == None:
+		return fmt.Errorf("%w: %s from %q", ErrBadMessage, m.Type, m.From)
+	case m.From == r.id && !(m.Term == 0 && m.Type.isForwarded()):
+		// Only a forwarded request can name this node: a read it asked
+		// for that came back after it became leader, or a transfer to it.
 		return fmt.Errorf("%w: %s from %q", ErrBadMessage, m.Type, m.From)
 	case m.To != r.id:
 		return fmt.Errorf("%w: %s addressed to %q, this is %q", ErrBadMessage, m.Type, m.To, r.id)

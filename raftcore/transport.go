@@ -25,9 +25,10 @@ type LinkFaults struct {
 }
 
 type queued struct {
-	at  uint64
-	seq uint64
-	m   Message
+	at   uint64
+	seq  uint64
+	from string // the node that put it on the wire (not always m.From)
+	m    Message
 }
 
 // MemNetwork is an in-memory Transport with a virtual clock, partitions and
@@ -102,11 +103,21 @@ func (n *MemNetwork) Connected(from, to string) bool {
 	return n.group[from] == n.group[to] && !n.cut[[2]string{from, to}]
 }
 
-// Send implements Transport.
+// Send implements Transport, taking each message's From as its sender.
+// Prefer SendFrom: a forwarded request keeps its originator in From, and
+// its link is the forwarder's.
 func (n *MemNetwork) Send(msgs []Message) {
 	for _, m := range msgs {
+		n.SendFrom(m.From, []Message{m})
+	}
+}
+
+// SendFrom queues messages that node from puts on the wire. Partitions, cuts
+// and link faults are those of the link from -> m.To, whatever m.From says.
+func (n *MemNetwork) SendFrom(from string, msgs []Message) {
+	for _, m := range msgs {
 		n.Sent++
-		f, ok := n.perLink[[2]string{m.From, m.To}]
+		f, ok := n.perLink[[2]string{from, m.To}]
 		if !ok {
 			f = n.faults
 		}
@@ -125,7 +136,7 @@ func (n *MemNetwork) Send(msgs []Message) {
 				delay += n.rng.IntN(f.Jitter + 1)
 			}
 			n.seq++
-			n.queue = append(n.queue, queued{at: n.now + uint64(delay), seq: n.seq, m: m})
+			n.queue = append(n.queue, queued{at: n.now + uint64(delay), seq: n.seq, from: from, m: m})
 		}
 	}
 }
@@ -151,7 +162,7 @@ func (n *MemNetwork) Deliverable() []Message {
 	}
 	out := make([]Message, 0, k)
 	for _, q := range n.queue[:k] {
-		if !n.Connected(q.m.From, q.m.To) {
+		if !n.Connected(q.from, q.m.To) {
 			n.Dropped++
 			continue
 		}

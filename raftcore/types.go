@@ -142,6 +142,12 @@ func (t MessageType) String() string {
 	return fmt.Sprintf("MsgType(%d)", int(t))
 }
 
+// isForwarded reports the requests a follower passes on to its leader with
+// their originator (or, for a transfer, its target) as From.
+func (t MessageType) isForwarded() bool {
+	return t == MsgProp || t == MsgReadIndex || t == MsgTransferLeader
+}
+
 // isLocal reports messages that only the caller may feed to Step.
 func (t MessageType) isLocal() bool {
 	return t == MsgHup || t == MsgBeat || t == MsgSnapStatus || t == MsgUnreachable

@@ -38,7 +38,14 @@ type Checker struct {
 	// reads: node -> request context -> the least index its ReadState may
 	// carry. Kept after the answer, so that a duplicated answer is checked
 	// too; contexts must therefore be unique per node (not across nodes).
-	reads map[string]map[string]uint64
+	reads map[string]map[string]*readRec
+}
+
+// readRec is one read request: the least index its answer may carry, and
+// whether it was answered.
+type readRec struct {
+	least    uint64
+	answered bool
 }
 
 type appliedRec struct {
@@ -51,7 +58,7 @@ type appliedRec struct {
 func NewChecker(c *Cluster) *Checker {
 	k := &Checker{c: c, leaders: map[uint64]string{}, entries: map[[2]uint64]string{},
 		applied: map[uint64]appliedRec{}, commitSeen: map[string][2]uint64{},
-		reads: map[string]map[string]uint64{}}
+		reads: map[string]map[string]*readRec{}}
 	prevApply, prevReady, prevStep := c.OnApply, c.OnReady, c.OnStep
 	c.OnApply = func(node string, e raftcore.Entry) {
 		k.onApply(node, e)
@@ -91,6 +98,7 @@ func entryText(e raftcore.Entry) string {
 }
 
 func (k *Checker) onApply(node string, e raftcore.Entry) {
+	k.maxCommit = max(k.maxCommit, e.Index)
 	if prev, ok := k.applied[e.Index]; ok {
 		if prev.term != e.Term || prev.data != entryText(e) {
 			k.violate("state machine safety: %s applied %s at index %d, %s applied term %d %q",
@@ -107,12 +115,12 @@ func (k *Checker) onApply(node string, e raftcore.Entry) {
 func (k *Checker) ReadRequested(node string, ctx []byte) error {
 	k.refreshCommit()
 	if k.reads[node] == nil {
-		k.reads[node] = map[string]uint64{}
+		k.reads[node] = map[string]*readRec{}
 	}
 	if _, dup := k.reads[node][string(ctx)]; dup {
 		return fmt.Errorf("memcluster: %s reused read context %q: the checker needs contexts unique per node", node, ctx)
 	}
-	k.reads[node][string(ctx)] = k.maxCommit
+	k.reads[node][string(ctx)] = &readRec{least: k.maxCommit}
 	return nil
 }
 
@@ -127,17 +135,23 @@ func (k *Checker) refreshCommit() {
 
 func (k *Checker) checkReads(node string, rss []raftcore.ReadState) {
 	for _, rs := range rss {
-		least, ok := k.reads[node][string(rs.RequestCtx)]
+		rec, ok := k.reads[node][string(rs.RequestCtx)]
 		switch {
 		case !ok:
 			k.violate("read answered to the wrong node: %s got a ReadState for %q at index %d, which it never requested", node, rs.RequestCtx, rs.Index)
-		case rs.Index < least:
-			k.violate("stale read: %s's read %q was released at index %d, but index %d was committed before it was requested", node, rs.RequestCtx, rs.Index, least)
+		case rs.Index < rec.least:
+			k.violate("stale read: %s's read %q was released at index %d, but index %d was committed before it was requested", node, rs.RequestCtx, rs.Index, rec.least)
+		}
+		if ok {
+			rec.answered = true
 		}
 	}
 }
 
 func (k *Checker) onReady(node string, rd raftcore.Ready) {
+	// A commit index a node learns is committed, even if the node crashes
+	// before anyone else learns it.
+	k.maxCommit = max(k.maxCommit, rd.HardState.Commit)
 	k.checkReads(node, rd.ReadStates)
 	for _, e := range rd.Entries {
 		key := [2]uint64{e.Index, e.Term}
@@ -274,6 +288,12 @@ func (k *Checker) CheckLogMatching() {
 			}
 		}
 	}
+}
+
+// Answered reports whether node's read ctx has had its ReadState.
+func (k *Checker) Answered(node, ctx string) bool {
+	rec, ok := k.reads[node][ctx]
+	return ok && rec.answered
 }
 
 // Leaders returns term -> leader for every election seen.

@@ -251,6 +251,9 @@ func (c *Cluster) TickNode(id string, ticks int) error {
 	if err != nil {
 		return err
 	}
+	if c.nodes[id].paused {
+		return fmt.Errorf("memcluster: %s is paused: its clock does not run", id)
+	}
 	for i := 0; i < ticks; i++ {
 		rn.Tick()
 	}
@@ -291,7 +294,7 @@ func (c *Cluster) ProcessNode(id string) bool {
 	if !rd.HardState.IsEmpty() {
 		n.Storage.SetHardState(rd.HardState)
 	}
-	c.Net.Send(rd.Messages)
+	c.Net.SendFrom(id, rd.Messages)
 	if !rd.Snapshot.IsEmpty() {
 		n.KV = decodeKV(rd.Snapshot.Data)
 		n.Applied = rd.Snapshot.Meta.Index
