@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/raftlab/raftlab/internal/testseed"
@@ -82,11 +84,34 @@ type crashRun struct {
 	durable int
 	// tickets maps an Append's ticket to the last state index it produced.
 	tickets map[Ticket]int
+	cases   *crashCases
+}
+
+// crashCases counts what the crashes left of segment creation, so that the
+// test can check that it reaches the cases recovery must handle.
+type crashCases struct {
+	// A segment's temporary file: no bytes, only zeros (its size reached
+	// the disk, its data did not), or a part of what was written.
+	tmpEmpty, tmpZeros, tmpPartial int
+	// An unfinished last segment as an older build left it, under its own
+	// name (see injectLegacy): empty, zeros, a torn header.
+	legacy [3]int
 }
 
 func (c *crashRun) push() { c.states = append(c.states, capture(c.model)) }
 
 func (c *crashRun) lastIdx() uint64 { l, _ := c.model.LastIndex(); return l }
+
+// rotates reports whether the next Append starts a new segment.
+func (c *crashRun) rotates() bool { return nextAppendRotates(c.st) }
+
+// nextAppendRotates reports whether the next Append to s starts a new
+// segment.
+func nextAppendRotates(s *Storage) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err == nil && s.curSize >= s.segSize
+}
 
 // step runs one random operation; it returns false once the storage failed
 // (a scheduled crash happened).
@@ -127,6 +152,12 @@ func (c *crashRun) step() bool {
 		}
 		if newLast > hs.Commit && c.rng.IntN(2) == 0 {
 			newHS.Commit = hs.Commit + 1 + c.rng.Uint64N(newLast-hs.Commit)
+		}
+		if c.rotates() && c.rng.IntN(4) == 0 {
+			// This append starts a new segment: crash somewhere in the
+			// rotation (sync, truncate, create, write, preallocate, sync,
+			// rename, directory sync) more often than chance would.
+			c.fs.CrashAfter(1 + c.rng.IntN(10))
 		}
 		tk, err := c.st.Append(newHS, ents)
 		// The model moves record by record, as recovery may cut anywhere.
@@ -199,15 +230,167 @@ func (c *crashRun) step() bool {
 	return true
 }
 
+// inspect looks at the WAL that a crash left, before recovery: it counts the
+// temporary files of interrupted segment creations, and checks the invariant
+// of segment creation: no segment name exists without a durable header.
+func (c *crashRun) inspect(seed uint64) {
+	dir := filepath.Join("/data", walDir)
+	names, err := c.fs.ReadDir(dir)
+	if err != nil {
+		c.t.Fatalf("seed %d: %v", seed, err)
+	}
+	for _, n := range names {
+		b, err := c.fs.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			c.t.Fatalf("seed %d: %v", seed, err)
+		}
+		if strings.HasSuffix(n, ".wal"+tmpSuffix) {
+			switch {
+			case len(b) == 0:
+				c.cases.tmpEmpty++
+			case allZero(b):
+				c.cases.tmpZeros++
+			default:
+				c.cases.tmpPartial++
+			}
+			continue
+		}
+		if _, _, ok := parseSegName(n); !ok {
+			continue
+		}
+		if typ, _, _, err := decodeRecord(b); err != nil || typ != recHeader {
+			if err == nil {
+				err = fmt.Errorf("its first record is of type %d", typ)
+			}
+			c.t.Fatalf("seed %d: after the crash, segment %s (%d bytes) has no durable header (%v)\nfiles:\n%s\nreplay: DISK_SEED=%d go test ./raftcore/disk -run 'TestCrashRecovery$' -v", seed, n, len(b), err, c.fs, seed)
+		}
+	}
+}
+
+// injectLegacy makes the WAL look as if the crash had come while a build
+// older than the temporary-name scheme created the next segment under its
+// own name: the last segment cut to its records, durably (what rotation did
+// first), and the next segment's name holding no bytes, zeros or a torn
+// header. The records are unchanged, so recovery must return a legal state
+// as before, and drop the new name. It returns that name, or "" when the
+// last segment ends in a torn tail (rotation synced it first, so that
+// cannot be).
+func (c *crashRun) injectLegacy(seed uint64) string {
+	dir := filepath.Join("/data", walDir)
+	names, _ := c.fs.ReadDir(dir)
+	var last string
+	for _, n := range names {
+		if _, _, ok := parseSegName(n); ok {
+			last = n
+		}
+	}
+	if last == "" {
+		return ""
+	}
+	path := filepath.Join(dir, last)
+	b, _ := c.fs.ReadFile(path)
+	end := 0
+	for end < len(b) {
+		_, _, n, err := decodeRecord(b[end:])
+		if err != nil {
+			break
+		}
+		end += n
+	}
+	if !allZero(b[end:]) {
+		return ""
+	}
+	if err := c.fs.Truncate(path, int64(end)); err != nil {
+		c.t.Fatalf("seed %d: %v", seed, err)
+	}
+	seq, _, _ := parseSegName(last)
+	next := filepath.Join(dir, segName(seq+1, lastOf(c.states[len(c.states)-1])+1))
+	size := int(c.opts.SegmentSize)
+	var content []byte
+	switch kind := c.rng.IntN(3); kind {
+	case 0: // created, nothing written reached the disk
+	case 1: // the preallocated size reached the disk, the data did not
+		content = make([]byte, size)
+	default: // the header was torn
+		h := appendHeader(nil, segmentHeader{Version: FormatVersion, Seq: seq + 1, FirstIndex: 1})
+		cut := 1 + c.rng.IntN(len(h)-1)
+		if allZero(h[cut:]) {
+			// The bytes lost are zeros anyway (the header's high bytes):
+			// cut before the type byte instead, so that it is torn.
+			cut = recordHeaderSize - 1
+		}
+		content = append(h[:cut], make([]byte, size)...)[:size]
+	}
+	c.fs.WriteFile(next, content)
+	kind := 2
+	switch {
+	case len(content) == 0:
+		kind = 0
+	case allZero(content):
+		kind = 1
+	}
+	c.cases.legacy[kind]++
+	return next
+}
+
+// behind says how got is behind d, the last state reported durable, if it
+// is: a lower term, another vote in the same term, a lower commit index, a
+// committed entry lost or changed, an older snapshot, or a last index below
+// minLast, the lowest of every state since d (a later append may cut the
+// log's uncommitted suffix).
+func behind(d state, minLast uint64, got state) string {
+	switch {
+	case got.hs.Term < d.hs.Term:
+		return fmt.Sprintf("the term went back from %d to %d", d.hs.Term, got.hs.Term)
+	case got.hs.Term == d.hs.Term && d.hs.Vote != "" && got.hs.Vote != d.hs.Vote:
+		return fmt.Sprintf("the vote in term %d changed from %q to %q (a second vote)", d.hs.Term, d.hs.Vote, got.hs.Vote)
+	case got.hs.Commit < d.hs.Commit:
+		return fmt.Sprintf("the commit index went back from %d to %d", d.hs.Commit, got.hs.Commit)
+	case got.snap.Meta.Index < d.snap.Meta.Index:
+		return fmt.Sprintf("the snapshot went back from %d to %d", d.snap.Meta.Index, got.snap.Meta.Index)
+	case lastOf(got) < minLast:
+		return fmt.Sprintf("the last index went back to %d, below %d", lastOf(got), minLast)
+	}
+	for _, e := range d.ents {
+		if e.Index > d.hs.Commit {
+			break
+		}
+		if e.Index <= got.snap.Meta.Index {
+			continue // covered by the snapshot
+		}
+		i := int(e.Index - got.snap.Meta.Index - 1)
+		if i >= len(got.ents) || got.ents[i].Term != e.Term || !bytes.Equal(got.ents[i].Data, e.Data) {
+			return fmt.Sprintf("committed entry %d (term %d) was lost or changed", e.Index, e.Term)
+		}
+	}
+	return ""
+}
+
 // recover crashes the machine, reopens the storage and checks it against the
 // states recovery may legally return.
 func (c *crashRun) recover(seed uint64) {
+	replay := fmt.Sprintf("replay: DISK_SEED=%d go test ./raftcore/disk -run 'TestCrashRecovery$' -v", seed)
 	c.fs.Recover(c.rng)
+	c.inspect(seed)
+	legacy := ""
+	if c.rng.IntN(8) == 0 {
+		legacy = c.injectLegacy(seed)
+	}
 	st, err := Open("/data", c.opts)
 	if err != nil {
-		c.t.Fatalf("seed %d: recovery failed: %v\nfiles:\n%s\nreplay: DISK_SEED=%d go test ./raftcore/disk -run 'TestCrashRecovery$' -v", seed, err, c.fs, seed)
+		c.t.Fatalf("seed %d: recovery failed: %v\nfiles:\n%s\n%s", seed, err, c.fs, replay)
 	}
 	got := capture(st)
+	if d := st.Recovered().DroppedSegment; d != legacy {
+		c.t.Fatalf("seed %d: recovery dropped the segment %q, want %q (the unfinished one injected)\n%s", seed, d, legacy, replay)
+	}
+	minLast := lastOf(c.states[c.durable])
+	for _, st := range c.states[c.durable:] {
+		minLast = min(minLast, lastOf(st))
+	}
+	if what := behind(c.states[c.durable], minLast, got); what != "" {
+		c.t.Fatalf("seed %d: recovered %v\nis behind what was reported durable (%v): %s\n%s", seed, got, c.states[c.durable], what, replay)
+	}
 	match := -1
 	for i := len(c.states) - 1; i >= c.durable; i-- {
 		if c.states[i].equal(got) {
@@ -223,7 +406,7 @@ func (c *crashRun) recover(seed uint64) {
 			}
 			c.t.Logf("recovered terms %v", got.terms())
 		}
-		c.t.Fatalf("seed %d: recovered %v\nwhich is no state at or after the last durable one (%v; %d candidates)\nreplay: DISK_SEED=%d go test ./raftcore/disk -run 'TestCrashRecovery$' -v", seed, got, lo, len(c.states)-c.durable, seed)
+		c.t.Fatalf("seed %d: recovered %v\nwhich is no state at or after the last durable one (%v; %d candidates)\n%s", seed, got, lo, len(c.states)-c.durable, replay)
 	}
 	if d := st.DurableIndex(); d != lastOf(got) {
 		c.t.Fatalf("seed %d: after recovery DurableIndex = %d, want the last index %d", seed, d, lastOf(got))
@@ -245,17 +428,22 @@ func lastOf(s state) uint64 {
 var cfg3 = raftcore.NewConfig([]string{"a", "b", "c"})
 
 // TestCrashRecovery writes, crashes and recovers thousands of times: every
-// state reported durable survives, and recovery returns exactly the state
-// after some prefix of the records written (nothing after a torn record is
-// read, nothing synced is lost). DISK_SEEDS sets the number of seeds (each
-// crashes 5 times), DISK_SEED replays one, DISK_SEED_BASE shifts them.
+// state reported durable survives (term, vote, commit, entries), and recovery
+// returns exactly the state after some prefix of the records written
+// (nothing after a torn record is read, nothing synced is lost). Crashes
+// inside segment creation leave its temporary file empty, zero-filled or
+// partial, never a segment name without a header; some recoveries also
+// start from an unfinished segment as an older build left it. DISK_SEEDS
+// sets the number of seeds (each crashes 5 times), DISK_SEED replays one,
+// DISK_SEED_BASE shifts them.
 func TestCrashRecovery(t *testing.T) {
 	seeds := testseed.FromEnv(t, "DISK", 1000, 200)
 	crashes, torn := 0, 0
+	cases := &crashCases{}
 	for _, seed := range seeds {
 		rng := rand.New(rand.NewPCG(seed, 0x5eed))
 		fs := NewMemFS()
-		c := &crashRun{t: t, rng: rng, fs: fs, opts: Options{FS: fs, SegmentSize: int64(200 + rng.IntN(2000))}, tickets: map[Ticket]int{}}
+		c := &crashRun{t: t, rng: rng, fs: fs, opts: Options{FS: fs, SegmentSize: int64(200 + rng.IntN(2000))}, tickets: map[Ticket]int{}, cases: cases}
 		st, err := Open("/data", c.opts)
 		if err != nil {
 			t.Fatal(err)
@@ -277,6 +465,18 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	t.Logf("%d seeds, %d crashes and recoveries, %d with a torn tail truncated", len(seeds), crashes, torn)
+	t.Logf("segment creation: temporary files left empty %d, zero-filled %d, partial %d; unfinished segments of an older build: empty %d, zero-filled %d, torn header %d",
+		cases.tmpEmpty, cases.tmpZeros, cases.tmpPartial, cases.legacy[0], cases.legacy[1], cases.legacy[2])
+	if len(seeds) >= 100 { // a replay of one seed need not reach them all
+		if cases.tmpEmpty == 0 || cases.tmpZeros == 0 || cases.tmpPartial == 0 {
+			t.Errorf("the crashes no longer reach every state of an interrupted segment creation (temporary file empty %d, zero-filled %d, partial %d)", cases.tmpEmpty, cases.tmpZeros, cases.tmpPartial)
+		}
+		for kind, n := range cases.legacy {
+			if n == 0 {
+				t.Errorf("no recovery started from an unfinished segment of kind %d (empty, zero-filled, torn header)", kind)
+			}
+		}
+	}
 }
 
 func (a state) terms() []uint64 {

@@ -14,7 +14,12 @@ import (
 // Durability contract (what Storage relies on, and what MemFS models): data
 // written to a File is durable once File.Sync returns nil; a file's name (its
 // creation, a rename onto it, its removal) is durable once SyncDir of its
-// directory returns nil. Truncate is durable when it returns.
+// directory returns nil. Truncate is durable when it returns. Before that,
+// a crash may keep any of it: a name change may or may not survive (name
+// changes reach the disk in the order they were made, a rename whole or not
+// at all), and unsynced data may be lost, torn, or only its size kept, the
+// rest reading as zeros. So a name whose file was never synced can exist
+// empty or zero-filled after a crash.
 type FS interface {
 	// MkdirAll creates dir and its parents (0o755).
 	MkdirAll(dir string) error
@@ -148,7 +153,7 @@ func (OSFS) Exists(name string) (bool, error) {
 // rename, sync the directory. A crash leaves either the old file or the new
 // one, never a part of it, under name.
 func writeFileDurably(fs FS, name string, data []byte) error {
-	tmp := name + ".tmp"
+	tmp := name + tmpSuffix
 	f, err := fs.Create(tmp)
 	if err != nil {
 		return err

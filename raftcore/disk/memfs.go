@@ -17,13 +17,29 @@ import (
 var ErrCrashed = errors.New("disk: simulated crash: the machine is down")
 
 // MemFS is an in-memory FS that models what a crash keeps. Each file has the
-// bytes written to it and the length of its prefix that a Sync made durable;
-// each directory has the names a SyncDir made durable. Crash turns the state
-// into what a disk would show after power loss: files whose name was never
-// made durable vanish, renames and removals not followed by SyncDir are undone,
-// and each file keeps its synced prefix plus, at random, none, all, or a part
-// of its unsynced writes, in the order they were made, the last one kept
-// cut at a random byte (a torn write).
+// bytes written to it and what a Sync made durable; the namespace has the
+// names a SyncDir made durable and, in the order they were made, the changes
+// since (creations, renames, removals). Crash turns the state into what a
+// disk would show after power loss:
+//
+//   - Names: the durable namespace plus a random prefix (none, some or all)
+//     of the changes no SyncDir covered, as a journaling file system commits
+//     metadata in order and may commit it before any fsync asks (another
+//     file's fsync commits the journal). So a file created but not
+//     dir-synced may vanish or stay; a rename not dir-synced may be undone
+//     (the old name is back) or kept, never both or neither; a removal may be
+//     undone.
+//   - Data: each file keeps what a Sync made durable plus, at random, none of
+//     its unsynced writes, all of them, a part of them in the order they were
+//     made with the last one kept cut at a random byte (a torn write), or
+//     only the new size: the file grew, but the bytes it grew by read as
+//     zeros (the size reached the journal before the data reached its
+//     blocks, as ext4 and XFS allow).
+//
+// So a crash between creating a file and syncing what was written to it can
+// leave its name with no bytes, with zeros as long as what was written, or
+// with a part of it: what Storage's segment creation must survive (see
+// startSegment).
 //
 // It also injects faults: a capacity after which writes fail with ENOSPC
 // (writing as much as fits first, as a real disk does), and a countdown after
@@ -34,15 +50,49 @@ type MemFS struct {
 	mu    sync.Mutex
 	dirs  map[string]bool
 	files map[string]*memInode // the current namespace
-	// durable is the namespace a crash would leave: name -> inode, per
-	// directory as of its last SyncDir.
+	// durable is the namespace as of the last SyncDir of each directory:
+	// name -> inode. Applying pending to it in order gives files.
 	durable map[string]*memInode
+	// pending are the namespace changes no SyncDir has made durable yet, in
+	// the order they were made. A crash keeps a prefix of them.
+	pending []memNameOp
 	gen     int // bumped by Crash/Recover; older handles stop working
 
 	capacity  int64 // 0: unlimited
 	countdown int   // >0: mutating calls left before a crash
 	crashed   bool
 	failSync  error
+}
+
+// memNameOp is one change to the namespace: each name is linked to an inode,
+// or unlinked (nil). A rename is one op of two links, so that a crash keeps
+// it whole or not at all.
+type memNameOp []memLink
+
+type memLink struct {
+	name string
+	ino  *memInode // nil: the name is removed
+}
+
+// in reports whether op changes a name in dir.
+func (op memNameOp) in(dir string) bool {
+	for _, l := range op {
+		if filepath.Dir(l.name) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// applyTo makes the change in ns.
+func (op memNameOp) applyTo(ns map[string]*memInode) {
+	for _, l := range op {
+		if l.ino == nil {
+			delete(ns, l.name)
+		} else {
+			ns[l.name] = l.ino
+		}
+	}
 }
 
 type memInode struct {
@@ -89,6 +139,18 @@ func (ino *memInode) crashKeep(keep int) []byte {
 	return data
 }
 
+// crashSizeOnly returns the inode's content after a crash that kept the size
+// the file reached after the first keep bytes of its unsynced writes, but
+// none of their data: what they overwrote reads as before, what they added
+// as zeros.
+func (ino *memInode) crashSizeOnly(keep int) []byte {
+	data := ino.crashKeep(0)
+	if n := len(ino.crashKeep(keep)); n > len(data) {
+		data = append(data, make([]byte, n-len(data))...)
+	}
+	return data
+}
+
 func (ino *memInode) unsynced() int {
 	n := 0
 	for _, w := range ino.undo {
@@ -124,28 +186,49 @@ func (m *MemFS) Crashed() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.cras
 func (m *MemFS) Crash(rng *rand.Rand) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	// The names: what SyncDir made durable, then the changes since that
+	// reached the disk anyway, a prefix of them in the order they were made.
+	names := map[string]*memInode{}
+	for name, ino := range m.durable {
+		names[name] = ino
+	}
+	for _, op := range m.pending[:rng.IntN(len(m.pending)+1)] {
+		op.applyTo(names)
+	}
+	// The data of every file that kept a name. Visit the names in order so
+	// that the rng, hence the outcome, depends on the seed alone.
+	sorted := make([]string, 0, len(names))
+	for name := range names {
+		sorted = append(sorted, name)
+	}
+	sort.Strings(sorted)
 	files := map[string]*memInode{}
 	seen := map[*memInode]*memInode{}
-	for name, ino := range m.durable {
+	for _, name := range sorted {
+		ino := names[name]
 		if n, ok := seen[ino]; ok { // hard links cannot happen here, but keep identity
 			files[name] = n
 			continue
 		}
-		keep := 0
+		data := ino.data
 		if tail := ino.unsynced(); tail > 0 {
-			switch rng.IntN(3) {
+			switch rng.IntN(4) {
 			case 0: // lost
+				data = ino.crashKeep(0)
 			case 1: // all reached the disk
-				keep = tail
-			default: // torn at a random byte
-				keep = rng.IntN(tail + 1)
+				data = ino.crashKeep(tail)
+			case 2: // torn at a random byte
+				data = ino.crashKeep(rng.IntN(tail + 1))
+			default: // the size reached the disk, the data did not
+				data = ino.crashSizeOnly(tail)
 			}
 		}
-		n := &memInode{data: ino.crashKeep(keep)}
+		n := &memInode{data: append([]byte(nil), data...)}
 		seen[ino] = n
 		files[name] = n
 	}
 	m.files = files
+	m.pending = nil
 	m.durable = map[string]*memInode{}
 	for k, v := range files {
 		m.durable[k] = v
@@ -237,8 +320,15 @@ func (m *MemFS) Create(name string) (File, error) {
 		return nil, err
 	}
 	ino := &memInode{}
-	m.files[name] = ino
+	m.link(memNameOp{{name, ino}})
 	return &memFile{fs: m, ino: ino, name: name, gen: m.gen}, nil
+}
+
+// link changes the namespace now; the change is durable once a SyncDir of
+// its directory returns. m.mu held.
+func (m *MemFS) link(op memNameOp) {
+	op.applyTo(m.files)
+	m.pending = append(m.pending, op)
 }
 
 // OpenFile implements FS.
@@ -285,8 +375,9 @@ func (m *MemFS) Rename(oldname, newname string) error {
 	if err := m.checkDir("rename", newname); err != nil {
 		return err
 	}
-	delete(m.files, oldname)
-	m.files[newname] = ino
+	if oldname != newname {
+		m.link(memNameOp{{oldname, nil}, {newname, ino}})
+	}
 	return nil
 }
 
@@ -301,7 +392,7 @@ func (m *MemFS) Remove(name string) error {
 	if _, ok := m.files[name]; !ok {
 		return &fs.PathError{Op: "remove", Path: name, Err: fs.ErrNotExist}
 	}
-	delete(m.files, name)
+	m.link(memNameOp{{name, nil}})
 	return nil
 }
 
@@ -324,6 +415,8 @@ func (m *MemFS) Truncate(name string, size int64) error {
 }
 
 // SyncDir implements FS: the names under dir become durable as they are now.
+// A change that also touches another directory (a rename out of dir) becomes
+// durable whole.
 func (m *MemFS) SyncDir(dir string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -334,16 +427,16 @@ func (m *MemFS) SyncDir(dir string) error {
 		return m.failSync
 	}
 	dir = clean(dir)
-	for name := range m.durable {
-		if filepath.Dir(name) == dir {
-			delete(m.durable, name)
+	rest := m.pending[:0]
+	for _, op := range m.pending {
+		if op.in(dir) {
+			op.applyTo(m.durable)
+		} else {
+			rest = append(rest, op)
 		}
 	}
-	for name, ino := range m.files {
-		if filepath.Dir(name) == dir {
-			m.durable[name] = ino
-		}
-	}
+	clear(m.pending[len(rest):])
+	m.pending = rest
 	return nil
 }
 
@@ -406,6 +499,16 @@ func (m *MemFS) WriteFile(name string, data []byte) {
 	ino := &memInode{data: append([]byte(nil), data...)}
 	m.files[name] = ino
 	m.durable[name] = ino
+	// Earlier changes to the name that are not durable yet are overtaken.
+	for i, op := range m.pending {
+		kept := op[:0:0]
+		for _, l := range op {
+			if l.name != name {
+				kept = append(kept, l)
+			}
+		}
+		m.pending[i] = kept
+	}
 }
 
 func (m *MemFS) used() int64 {
@@ -521,8 +624,10 @@ func (m *MemFS) String() string {
 	sort.Strings(names)
 	for _, n := range names {
 		ino := m.files[n]
-		_, durable := m.durable[n]
-		fmt.Fprintf(&b, "%s len=%d unsynced=%d durable-name=%v\n", n, len(ino.data), ino.unsynced(), durable)
+		fmt.Fprintf(&b, "%s len=%d unsynced=%d durable-name=%v\n", n, len(ino.data), ino.unsynced(), m.durable[n] == ino)
+	}
+	if len(m.pending) > 0 {
+		fmt.Fprintf(&b, "(%d name changes not dir-synced)\n", len(m.pending))
 	}
 	return b.String()
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/raftlab/raftlab/raftcore"
 )
@@ -104,12 +105,16 @@ func (s *Storage) recover() error {
 	if err != nil {
 		return err
 	}
-	segs, err := s.listSegments()
+	segs, temps, err := s.listSegments()
 	if err != nil {
 		return err
 	}
+	// Recovery reads everything and checks it before it changes anything:
+	// these are the changes to make once every check has passed.
+	var tailOff int64        // where the records of the last segment end
+	tornAt := int64(-1)      // where to cut the last segment's torn tail
+	var dropped *segmentInfo // an unfinished last segment, to remove
 	var r replay
-	var tailOff int64 // where the records of the last segment end
 	for i := 0; i < len(segs); i++ {
 		seg := segs[i]
 		path := s.walPath(seg.name)
@@ -118,50 +123,53 @@ func (s *Storage) recover() error {
 			return fmt.Errorf("raftcore/disk: reading %s: %w", path, err)
 		}
 		isLast := i == len(segs)-1
+		if isLast && !holdsRecord(data) {
+			// Not one intact record, not even the header: empty, zeros or
+			// a torn header, left by a crash while a build older than the
+			// temporary-name scheme (startSegment) created the segment
+			// under its own name. Nothing in it was reported durable: it
+			// came into use only once its header was synced. The segment
+			// before it was synced and cut to its records before this one
+			// was created, and was read above as whole (not as a last
+			// segment, whose tail may be torn): it stays exactly as it is,
+			// and a new segment takes the place of this one.
+			dropped = &seg
+			segs = segs[:i]
+			break
+		}
 		off := 0
 		for off < len(data) {
 			t, p, n, derr := decodeRecord(data[off:])
 			if derr == nil && off == 0 && t != recHeader {
 				derr = errors.New("the first record is not a segment header")
 			}
-			if derr != nil && isLast && allZero(data[off:]) {
+			if derr != nil && isLast && off > 0 && allZero(data[off:]) {
 				// The preallocated rest of the last segment: a clean end.
-				if off == 0 {
-					// Created but never written: the crash came while the
-					// segment was being made. Go on with the one before.
-					if err := s.removeSegment(path); err != nil {
-						return err
-					}
-					segs = segs[:i]
-				}
 				break
 			}
 			if derr != nil {
-				if !isLast || validRecordAfter(data, off) {
+				// At offset 0 of a segment that holds an intact record
+				// (checked above), a bad header is damage, not a crash
+				// during creation.
+				if !isLast || off == 0 || validRecordAfter(data, off) {
 					intact := "intact records follow it"
 					if !isLast {
 						intact = "in a segment that is not the last one"
+					} else if off == 0 {
+						intact = "at the start of a segment that holds intact records"
 					}
 					return &RecoveryError{Kind: ErrCorrupt, File: path, Offset: int64(off),
 						What: fmt.Sprintf("damaged record (%v), %s", derr, intact), Fix: fixRestoreOrRejoin}
 				}
 				// A torn tail: the crash cut the last write. Nothing after
-				// it was ever synced (a sync covers a whole prefix).
+				// it was ever synced (a sync covers a whole prefix). The
+				// header before it stays.
 				end := len(data)
 				for end > off && data[end-1] == 0 {
 					end-- // the preallocated zeros after it are no part of it
 				}
 				s.recovered.TornFile, s.recovered.TornOffset, s.recovered.TornBytes = path, int64(off), int64(end-off)
-				if off == 0 {
-					// Not even a header: the crash came while creating the
-					// segment. The one before it is whole; go on with it.
-					if err := s.removeSegment(path); err != nil {
-						return err
-					}
-					segs = segs[:i]
-				} else if err := s.fs.Truncate(path, int64(off)); err != nil {
-					return fmt.Errorf("raftcore/disk: truncating torn tail of %s at %d: %w", path, off, err)
-				}
+				tornAt = int64(off)
 				break
 			}
 			if what := s.apply(&r, seg, t, p, path); what != "" {
@@ -239,6 +247,18 @@ func (s *Storage) recover() error {
 			Fix:  fixRestoreOrRejoin}
 	}
 
+	// Every check passed: make the changes. A crash in the middle of them
+	// leaves a directory that this recovery accepts again.
+	if err := s.removeLeftovers(temps, dropped); err != nil {
+		return err
+	}
+	if tornAt >= 0 {
+		path := s.walPath(segs[len(segs)-1].name)
+		if err := s.fs.Truncate(path, tornAt); err != nil {
+			return fmt.Errorf("raftcore/disk: truncating torn tail of %s at %d: %w", path, tornAt, err)
+		}
+	}
+
 	s.mem = raftcore.NewMemoryStorage()
 	if !snap.IsEmpty() {
 		if err := s.mem.ApplySnapshot(snap); err != nil {
@@ -252,14 +272,23 @@ func (s *Storage) recover() error {
 	s.hs, s.lastIndex = r.hs, last
 	s.recovered.Entries, s.recovered.SnapshotIndex = len(r.ents), snap.Meta.Index
 
-	// Reopen the last segment for appending, or start the first one. The
-	// tail read above may sit only in the page cache if the previous process
+	// Reopen the last segment for appending, or start a new one. The tail
+	// read above may sit only in the page cache if the previous process
 	// died without the machine crashing: sync it before claiming it durable.
-	if len(segs) == 0 {
+	switch {
+	case dropped != nil:
+		// Finish the rotation the crash interrupted. Never reopen the
+		// segment before the dropped one: it is whole, and the WAL must not
+		// write into it again (not even zeros past its end).
+		s.segs = segs
+		if err := s.startSegment(dropped.seq, last+1); err != nil {
+			return err
+		}
+	case len(segs) == 0:
 		if err := s.startSegment(1, last+1); err != nil {
 			return err
 		}
-	} else {
+	default:
 		tail := segs[len(segs)-1]
 		path := s.walPath(tail.name)
 		f, err := s.fs.OpenFile(path)
@@ -356,38 +385,65 @@ func (s *Storage) listSnapshots() ([]snapFile, error) {
 	return out, nil
 }
 
-// listSegments returns the WAL segments in sequence order and checks that
-// none is missing in between.
-func (s *Storage) listSegments() ([]segmentInfo, error) {
+// listSegments returns the WAL segments in sequence order, checking that
+// none is missing in between, and the base names of the temporary files of
+// segments whose creation a crash interrupted (see startSegment).
+func (s *Storage) listSegments() (segs []segmentInfo, temps []string, err error) {
 	dir := filepath.Join(s.dir, walDir)
 	names, err := s.fs.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("raftcore/disk: listing %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("raftcore/disk: listing %s: %w", dir, err)
 	}
-	var segs []segmentInfo
 	for _, n := range names {
 		if seq, first, ok := parseSegName(n); ok {
 			segs = append(segs, segmentInfo{seq: seq, first: first, name: n})
+		} else if _, _, ok := parseSegName(strings.TrimSuffix(n, tmpSuffix)); ok && strings.HasSuffix(n, tmpSuffix) {
+			temps = append(temps, n)
 		}
 	}
 	sortSegs(segs)
 	for i := 1; i < len(segs); i++ {
 		if segs[i].seq != segs[i-1].seq+1 {
-			return nil, &RecoveryError{Kind: ErrMissingSegment, File: filepath.Join(dir, segs[i].name), Offset: -1,
+			return nil, nil, &RecoveryError{Kind: ErrMissingSegment, File: filepath.Join(dir, segs[i].name), Offset: -1,
 				What: fmt.Sprintf("segment %d comes after %s: segments %d-%d are missing", segs[i].seq, segs[i-1].name, segs[i-1].seq+1, segs[i].seq-1),
 				Fix:  "put the missing segments back from a backup, or remove the data directory and add the node back to the cluster as a new member"}
 		}
 	}
-	return segs, nil
+	return segs, temps, nil
 }
 
-// removeSegment removes an empty last segment, durably.
-func (s *Storage) removeSegment(path string) error {
-	if err := s.fs.Remove(path); err != nil {
-		return fmt.Errorf("raftcore/disk: removing the unfinished segment %s: %w", path, err)
+// holdsRecord reports whether an intact record starts anywhere in a segment.
+// A segment that holds none was never in use (see recover).
+func holdsRecord(data []byte) bool {
+	if _, _, _, err := decodeRecord(data); err == nil {
+		return true
 	}
-	if err := s.fs.SyncDir(filepath.Join(s.dir, walDir)); err != nil {
-		return fmt.Errorf("raftcore/disk: syncing %s: %w", filepath.Join(s.dir, walDir), err)
+	return validRecordAfter(data, 0)
+}
+
+// removeLeftovers removes, durably, the temporary files of segments whose
+// creation was interrupted (their names never held a segment in use) and an
+// unfinished last segment.
+func (s *Storage) removeLeftovers(temps []string, dropped *segmentInfo) error {
+	paths := make([]string, 0, len(temps)+1)
+	for _, n := range temps {
+		paths = append(paths, s.walPath(n))
+	}
+	if dropped != nil {
+		paths = append(paths, s.walPath(dropped.name))
+		s.recovered.DroppedSegment = s.walPath(dropped.name)
+	}
+	if len(paths) == 0 {
+		return nil
+	}
+	for _, p := range paths {
+		if err := s.fs.Remove(p); err != nil {
+			return fmt.Errorf("raftcore/disk: removing the unfinished segment %s: %w", p, err)
+		}
+	}
+	dir := filepath.Join(s.dir, walDir)
+	if err := s.fs.SyncDir(dir); err != nil {
+		return fmt.Errorf("raftcore/disk: syncing %s: %w", dir, err)
 	}
 	return nil
 }

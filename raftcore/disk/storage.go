@@ -26,6 +26,9 @@ const (
 	// to this size when created, and the WAL moves on to a new one once its
 	// records fill it.
 	DefaultSegmentSize = 16 << 20
+	// tmpSuffix marks a file being written under a temporary name (a segment
+	// or a snapshot before its rename into place). Recovery removes them.
+	tmpSuffix = ".tmp"
 )
 
 // Options configure Open.
@@ -112,6 +115,12 @@ type Recovery struct {
 	TornFile   string
 	TornOffset int64
 	TornBytes  int64
+	// DroppedSegment is the path of a last segment that had no intact
+	// record, not even its header, and was removed: a crash came while it
+	// was being created, by a build that created segments under their own
+	// name (this one never leaves a segment name without a durable header).
+	// Nothing in it was ever reported durable. Empty when there was none.
+	DroppedSegment string
 }
 
 var _ raftcore.Storage = (*Storage)(nil)
@@ -453,13 +462,26 @@ func (s *Storage) rotate() error {
 	return s.startSegment(old.seq+1, s.lastIndex+1)
 }
 
-// startSegment creates segment seq, whose first entry will be first. mu held.
+// startSegment creates segment seq, whose first entry will be first, and
+// makes it the current one. mu held.
+//
+// Invariant: a segment name never exists without a durable header. A crash
+// between creating a file and syncing it can leave the file empty, or as long
+// as what was written but all zeros (a file system may make the size durable
+// before the data); under the segment's own name, recovery could not tell
+// that from a segment whose records were lost. So the segment is written
+// under a temporary name (header, hard state, preallocated zeros), synced,
+// renamed into place, and wal/ synced, before anything is appended to it. A
+// crash before the rename leaves a temporary file, which recovery removes; a
+// crash after it leaves a whole header under the name, or no name at all if
+// the rename was not yet durable.
 func (s *Storage) startSegment(seq, first uint64) error {
 	name := segName(seq, first)
 	path := s.walPath(name)
-	f, err := s.fs.Create(path)
+	tmp := path + tmpSuffix
+	f, err := s.fs.Create(tmp)
 	if err != nil {
-		return s.fail("create segment", path, err)
+		return s.fail("create segment", tmp, err)
 	}
 	buf := appendHeader(nil, segmentHeader{Version: FormatVersion, Seq: seq, FirstIndex: first})
 	if !s.hs.IsEmpty() {
@@ -467,19 +489,28 @@ func (s *Storage) startSegment(seq, first uint64) error {
 	}
 	if _, err := f.WriteAt(buf, 0); err != nil {
 		f.Close()
-		return s.fail("write", path, err)
+		return s.fail("write", tmp, err)
 	}
 	if err := preallocate(f, int64(len(buf)), s.segSize); err != nil {
 		f.Close()
-		return s.fail("preallocate", path, err)
+		return s.fail("preallocate", tmp, err)
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return s.fail("sync", path, err)
+		return s.fail("sync", tmp, err)
+	}
+	// Closed before the rename, which some systems refuse for an open file.
+	if err := f.Close(); err != nil {
+		return s.fail("close", tmp, err)
+	}
+	if err := s.fs.Rename(tmp, path); err != nil {
+		return s.fail("rename", path, err)
 	}
 	if err := s.fs.SyncDir(filepath.Join(s.dir, walDir)); err != nil {
-		f.Close()
 		return s.fail("sync directory", filepath.Join(s.dir, walDir), err)
+	}
+	if f, err = s.fs.OpenFile(path); err != nil {
+		return s.fail("open", path, err)
 	}
 	s.segs = append(s.segs, segmentInfo{seq: seq, first: first, name: name})
 	s.cur = f
@@ -644,7 +675,7 @@ func (s *Storage) pruneSnapshots(index uint64) error {
 	removed := false
 	for _, n := range names {
 		_, idx, ok := parseSnapName(n)
-		if (ok && idx < index) || strings.HasSuffix(n, ".snap.tmp") {
+		if (ok && idx < index) || strings.HasSuffix(n, ".snap"+tmpSuffix) {
 			if err := s.fs.Remove(filepath.Join(dir, n)); err != nil {
 				return s.fail("remove", filepath.Join(dir, n), err)
 			}
