@@ -29,16 +29,32 @@
 // to the leader directly.
 //
 // Exactly once: a write with X-Client-Id and X-Request-Seq (positive,
-// increasing per client id, one request outstanding per client id) is
-// applied at most once; a retry is answered with the first result
-// ("duplicate": true), and a request older than the client's newest is
-// refused with 409 stale_request. Writes without a client id are not
-// deduplicated.
+// increasing per client id, one request outstanding per client id, a new id
+// starting at 1) is applied at most once; a retry, or a late copy arriving
+// after newer requests, is answered with the first result ("duplicate":
+// true) while the session remembers it (the client's 64 newest sequence
+// numbers). Other requests older than the client's newest are refused with
+// 409 stale_request: outcome "failed" if the session shows that sequence
+// number was never applied, "unknown" if it is too old to tell. Writes
+// without a client id are not deduplicated.
+//
+// Sessions expire by the log, identically on every replica (kvserver/sm
+// has the rule): one with no request for 2^20 log entries, or the least
+// recently active when 2^17 sessions are held. A client whose session
+// expired gets 409 session_expired for any request with X-Request-Seq above
+// 1: nothing of it is applied and nothing will be under that client id, but
+// its outcome is "unknown", since an attempt sent before the expiry may have
+// been applied (a client that never sent that request before knows it was
+// not). It must go on under a new client id, starting at 1; the Go client
+// (kvserver/client) does so by itself. A request with X-Request-Seq 1
+// always opens a session, so a client id must not be reused after expiry.
 //
 // Errors are JSON {"error", "code", "outcome", "leader", "leader_url"}.
 // outcome "failed" means definitely not applied, "unknown" that it may have
-// been. Codes: 400 missing_key, bad_body, bad_seq, bad_client_id; 405
-// method_not_allowed; 409 stale_request; 413 value_too_large
+// been; both are about the request (client id and sequence number), not
+// only about the attempt answered. Codes: 400 missing_key, bad_body,
+// bad_seq, bad_client_id; 405 method_not_allowed; 409 stale_request (failed
+// or unknown), session_expired (unknown); 413 value_too_large
 // (--max-value-bytes), body_too_large (--max-body-bytes); 414 key_too_large
 // (--max-key-bytes); 503 no_leader (failed), no_read_point (failed); 504
 // unknown_outcome (timed out after --request-timeout: it may still commit).

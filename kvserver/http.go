@@ -40,8 +40,9 @@ type WriteResponse struct {
 	Index uint64 `json:"index"`
 	// Existed: the key had a value before.
 	Existed bool `json:"existed"`
-	// Duplicate: this (client id, seq) was applied before; this is the
-	// first result.
+	// Duplicate: this (client id, seq) was applied before (also when a late
+	// copy arrives after newer requests of the client); this is the first
+	// result, and Index the entry that answered (the copy's or the first's).
 	Duplicate bool `json:"duplicate,omitempty"`
 }
 
@@ -56,7 +57,10 @@ type ReadResponse struct {
 // ErrorResponse is every error's body.
 type ErrorResponse struct {
 	Error string `json:"error"`
-	// Outcome: failed (definitely not applied) or unknown (may be applied).
+	// Outcome: failed (definitely not applied) or unknown (may be applied),
+	// of the request (client id and seq), not only of this attempt: a
+	// session_expired answer, for one, applied nothing for this attempt but
+	// is unknown since an earlier attempt may have been applied.
 	Outcome string `json:"outcome"`
 	// Code is a stable name for the error (not_found, key_too_large, ...).
 	Code      string `json:"code"`
@@ -199,8 +203,10 @@ func (s *Server) serveKV(w http.ResponseWriter, r *http.Request, op, key string)
 	switch {
 	case res.outcome == OutcomeOK:
 		writeJSON(w, http.StatusOK, WriteResponse{Outcome: OutcomeOK, Index: res.index, Existed: res.res.Existed, Duplicate: res.res.Duplicate})
-	case res.outcome == OutcomeFailed && res.res.Stale:
-		s.fail(w, http.StatusConflict, OutcomeFailed, "stale_request", res.err.Error())
+	case res.res.SessionExpired:
+		s.fail(w, http.StatusConflict, res.outcome, "session_expired", res.err.Error())
+	case res.res.Stale:
+		s.fail(w, http.StatusConflict, res.outcome, "stale_request", res.err.Error())
 	case res.outcome == OutcomeFailed:
 		s.fail(w, http.StatusServiceUnavailable, OutcomeFailed, "no_leader", "not proposed: "+res.err.Error())
 	default:

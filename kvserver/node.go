@@ -1,6 +1,8 @@
 package kvserver
 
 import (
+	"bytes"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -151,8 +153,9 @@ type node struct {
 
 	// Loop-owned state.
 	waiters      map[waitKey]*proposal
-	readBatches  map[uint64][]*readReq // ReadIndex ctx -> reads
+	readBatches  map[uint64][]*readReq // ReadIndex ctx counter -> reads
 	readNext     uint64
+	readTag      []byte // this node start's ReadIndex contexts begin with it; see newReadTag
 	queuedReads  []*readReq
 	waitingReads []*readReq // read point known, waiting for apply
 	addrs        map[string]string
@@ -292,9 +295,11 @@ func (n *node) issueReads() {
 	if len(n.queuedReads) == 0 {
 		return
 	}
+	if n.readTag == nil {
+		n.readTag = newReadTag(n.cfg.ID, bootNonce())
+	}
 	n.readNext++
-	ctx := binary.BigEndian.AppendUint64(nil, n.readNext)
-	if err := n.rn.ReadIndex(ctx); err != nil {
+	if err := n.rn.ReadIndex(readCtx(n.readTag, n.readNext)); err != nil {
 		for _, r := range n.queuedReads {
 			r.done <- readResult{failed: err}
 		}
@@ -302,6 +307,62 @@ func (n *node) issueReads() {
 		n.readBatches[n.readNext] = n.queuedReads
 	}
 	n.queuedReads = nil
+}
+
+// A ReadIndex request context names the node, the node's start and the
+// batch: tag (an 8-byte boot nonce, then the node id) followed by a
+// big-endian counter. The leader serves every node's requests, so contexts
+// of different nodes, and of this node before a restart (its counter starts
+// at 1 again), must differ; a ReadState whose context is not one of ours is
+// ignored. Two contexts are equal only if nonce, id and counter are: the
+// length fixes the id's length, so the parts cannot shift.
+func newReadTag(id string, nonce [8]byte) []byte {
+	tag := make([]byte, 0, len(nonce)+len(id))
+	tag = append(tag, nonce[:]...)
+	return append(tag, id...)
+}
+
+// bootNonce is random for every start of a node.
+func bootNonce() [8]byte {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return b
+}
+
+// readCtx is the context of batch n: one allocation.
+func readCtx(tag []byte, n uint64) []byte {
+	ctx := make([]byte, len(tag)+8)
+	copy(ctx, tag)
+	binary.BigEndian.PutUint64(ctx[len(tag):], n)
+	return ctx
+}
+
+// parseReadCtx returns the batch number of one of our contexts; false for
+// any other context.
+func parseReadCtx(tag, ctx []byte) (uint64, bool) {
+	if len(ctx) != len(tag)+8 || !bytes.Equal(ctx[:len(tag)], tag) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(ctx[len(tag):]), true
+}
+
+// takeReadStates moves the reads whose read point the ReadStates give to
+// waitingReads, ignoring ReadStates for contexts that are not ours.
+func (n *node) takeReadStates(rss []raftcore.ReadState) {
+	if n.readTag == nil {
+		return // this start asked for no read point: none is ours
+	}
+	for _, rs := range rss {
+		id, ours := parseReadCtx(n.readTag, rs.RequestCtx)
+		if !ours {
+			continue
+		}
+		for _, r := range n.readBatches[id] {
+			r.index = rs.Index
+			n.waitingReads = append(n.waitingReads, r)
+		}
+		delete(n.readBatches, id)
+	}
 }
 
 // expire answers the requests whose deadline passed: a write as unknown
@@ -368,14 +429,7 @@ func (n *node) handleReady() error {
 		for i := range rd.CommittedEntries {
 			n.apply(&rd.CommittedEntries[i])
 		}
-		for _, rs := range rd.ReadStates {
-			id := binary.BigEndian.Uint64(rs.RequestCtx)
-			for _, r := range n.readBatches[id] {
-				r.index = rs.Index
-				n.waitingReads = append(n.waitingReads, r)
-			}
-			delete(n.readBatches, id)
-		}
+		n.takeReadStates(rd.ReadStates)
 		n.serveReads()
 		if rd.SoftState != nil && rd.SoftState.Lead != n.lead {
 			n.lead = rd.SoftState.Lead
@@ -508,13 +562,30 @@ func (n *node) apply(e *raftcore.Entry) {
 	key := waitKey{c.ClientID, c.Seq}
 	if p := n.waiters[key]; p != nil {
 		delete(n.waiters, key)
-		out := writeResult{res: res, index: e.Index, outcome: OutcomeOK}
-		if res.Stale {
-			out = writeResult{res: res, index: e.Index, outcome: OutcomeFailed,
-				err: errors.New("stale request: this client already sent a newer sequence number")}
-		}
-		p.done <- out
+		p.done <- writeOutcome(res, e.Index)
 	}
+}
+
+// writeOutcome is what a write whose entry was applied at index answers
+// (http.go turns it into the response). The outcome is the request's, not
+// just this entry's: every refusal below applied nothing at index, but only
+// a plain stale one proves that no copy of the request ever was.
+func writeOutcome(res sm.Result, index uint64) writeResult {
+	out := writeResult{res: res, index: index, outcome: OutcomeOK}
+	switch {
+	case res.SessionExpired:
+		out.outcome = OutcomeUnknown
+		out.err = errors.New("session expired: there is no session for this client id (it expired, or was never opened at sequence number 1); " +
+			"this copy of the request was not applied, nor will any later one under this client id be, but one sent before the session expired may have been; " +
+			"go on under a new client id starting at sequence number 1")
+	case res.Stale && res.Forgotten:
+		out.outcome = OutcomeUnknown
+		out.err = errors.New("stale request: this client already sent a newer sequence number, and the session no longer remembers whether this one was applied")
+	case res.Stale:
+		out.outcome = OutcomeFailed
+		out.err = errors.New("stale request: this client already sent a newer sequence number, and this one was never applied (nor will be)")
+	}
+	return out
 }
 
 // restore replaces the state machine with a snapshot's.

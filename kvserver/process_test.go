@@ -337,9 +337,18 @@ func TestProcessDuplicateRequestsAppliedOnce(t *testing.T) {
 	if code, out := put(urls[2], "2", "two"); code != 200 || out["existed"] != true {
 		t.Fatalf("seq 2: %d %v", code, out)
 	}
-	// A late copy of seq 1 after seq 2: refused, and "two" stays.
-	if code, out := put(urls[0], "1", "one"); code != http.StatusConflict || out["code"] != "stale_request" || out["outcome"] != "failed" {
+	// A late copy of seq 1 after seq 2: not applied again, answered with
+	// seq 1's first result; "two" stays.
+	if code, out := put(urls[0], "1", "one"); code != 200 || out["duplicate"] != true || out["existed"] != false {
 		t.Fatalf("late seq 1: %d %v", code, out)
+	}
+	// Seq 3 never sent; after seq 4, a copy of it is definitely not
+	// applied.
+	if code, out := put(urls[1], "4", "two"); code != 200 || out["existed"] != true {
+		t.Fatalf("seq 4: %d %v", code, out)
+	}
+	if code, out := put(urls[0], "3", "three"); code != http.StatusConflict || out["code"] != "stale_request" || out["outcome"] != "failed" {
+		t.Fatalf("late seq 3, never applied: %d %v", code, out)
 	}
 	got, found, err := newClient(t, urls).Get(ctxFor(t, 5*time.Second), "dup")
 	if err != nil || !found || string(got) != "two" {

@@ -17,8 +17,11 @@
 //
 // A Client is safe for concurrent use. Each call in flight uses its own
 // session (a session never has two requests outstanding, which the server's
-// one-entry-per-session table needs), so N concurrent callers use N
-// sessions.
+// session table needs), so N concurrent callers use N sessions. Sessions
+// are reused by later calls; one the server expired (idle for long, or
+// evicted from a full table) is answered session_expired, and the call goes
+// on under a new session starting at sequence number 1, unless an earlier
+// attempt of the call may have been applied (then the call is Unknown).
 package client
 
 import (
@@ -170,6 +173,17 @@ func (c *Client) takeSession() *session {
 		c.free = c.free[:n-1]
 		return s
 	}
+	return c.newSessionLocked()
+}
+
+// newSession is a session never used, its first request numbered 1.
+func (c *Client) newSession() *session {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.newSessionLocked()
+}
+
+func (c *Client) newSessionLocked() *session {
 	c.created++
 	return &session{id: c.opts.ClientID + "-" + strconv.Itoa(c.created)}
 }
@@ -228,14 +242,31 @@ func (c *Client) Delete(ctx context.Context, key string) (PutResult, error) {
 
 func (c *Client) write(ctx context.Context, method, key string, body []byte) (PutResult, error) {
 	s := c.takeSession()
-	defer c.putSession(s)
+	defer func() { c.putSession(s) }() // s may be replaced below
 	s.seq++
 	var res PutResult
-	err := c.retry(ctx, &Error{Op: strings.ToLower(method), Key: key, Outcome: Failed}, true, func() (Outcome, string, string, bool) {
-		return c.do(ctx, method, key, body, func(h http.Header) {
+	e := &Error{Op: strings.ToLower(method), Key: key, Outcome: Failed}
+	err := c.retry(ctx, e, true, func() (Outcome, string, string, bool) {
+		out, code, msg, again := c.do(ctx, method, key, body, func(h http.Header) {
 			h.Set("X-Client-Id", s.id)
 			h.Set("X-Request-Seq", strconv.FormatUint(s.seq, 10))
 		}, &res)
+		if code == "session_expired" {
+			// The server has no session for s.id any more: this attempt
+			// was not applied, and nothing will be under s.id, so s is
+			// dropped for a new session. If every earlier attempt of this
+			// call was definitely not applied, the call was not: it
+			// starts over as the new session's first request. Otherwise
+			// an earlier attempt may have been applied before the session
+			// expired, and the call is unknown.
+			s = c.newSession()
+			if e.Outcome == Unknown {
+				return Unknown, code, msg, false
+			}
+			s.seq = 1
+			return Failed, code, msg, ctx.Err() == nil
+		}
+		return out, code, msg, again
 	})
 	if err != nil {
 		return PutResult{}, err
@@ -349,6 +380,10 @@ func (c *Client) do(ctx context.Context, method, key string, body []byte, hdr fu
 	case resp.StatusCode == http.StatusNotFound && er.Code == "not_found":
 		c.noteLeader(base, resp.Header, false)
 		return OK, er.Code, er.Error, false
+	case resp.StatusCode >= 400 && resp.StatusCode < 500 && er.Outcome == "unknown":
+		// Refused, but an earlier copy may have been applied (a stale
+		// request the server no longer remembers, an expired session).
+		return Unknown, er.Code, er.Error, false
 	case resp.StatusCode >= 400 && resp.StatusCode < 500:
 		// Invalid or refused for good: retrying cannot help.
 		return Failed, er.Code, er.Error, false

@@ -127,3 +127,44 @@ func TestNewRejectsBadEndpoints(t *testing.T) {
 		t.Fatalf("bad endpoint: %v", err)
 	}
 }
+
+// A reused session that the server expired: the call goes on under a new
+// session at seq 1 (nothing of the first attempt was applied), and later
+// calls use the new session. But after an attempt that may have been
+// applied, it is unknown, not retried under a new id (that could apply it
+// twice).
+func TestSessionExpired(t *testing.T) {
+	ctx := context.Background()
+	expired := reply(409, `{"error":"session expired","outcome":"unknown","code":"session_expired"}`)
+	ok := reply(200, `{"outcome":"ok","index":9}`)
+	f := newFake(t, ok, expired, ok)
+	c := fast(f.srv.URL)
+	for i := 0; i < 3; i++ {
+		if _, err := c.Put(ctx, "k", []byte("v")); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	if want := []string{"PUT t-1/1", "PUT t-1/2", "PUT t-2/1", "PUT t-2/2"}; strings.Join(f.seen, " ") != strings.Join(want, " ") {
+		t.Fatalf("requests %v, want %v", f.seen, want)
+	}
+
+	timeout := reply(504, `{"outcome":"unknown","code":"unknown_outcome"}`)
+	g := newFake(t, timeout, expired, ok)
+	c = fast(g.srv.URL)
+	if _, err := c.Put(ctx, "k", []byte("v")); OutcomeOf(err) != Unknown || !strings.Contains(err.Error(), "session_expired") {
+		t.Fatalf("timeout then session expired: %v, want unknown", err)
+	}
+	if _, err := c.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"PUT t-1/1", "PUT t-1/1", "PUT t-2/1"}; strings.Join(g.seen, " ") != strings.Join(want, " ") {
+		t.Fatalf("requests %v, want %v", g.seen, want)
+	}
+
+	// A refusal whose outcome is unknown (a stale request the server no
+	// longer remembers) is unknown, not failed.
+	h := newFake(t, reply(409, `{"outcome":"unknown","code":"stale_request"}`))
+	if _, err := fast(h.srv.URL).Put(ctx, "k", []byte("v")); OutcomeOf(err) != Unknown || len(h.seen) != 1 {
+		t.Fatalf("unknown stale: %v after %d requests", err, len(h.seen))
+	}
+}

@@ -4,14 +4,73 @@
 // that a write retried by a client (same client id and sequence number) is
 // applied once and answered with its first result (Raft thesis §6.3). The
 // session table is part of snapshots.
+//
+// # Sessions
+//
+// A command with a client id and a sequence number (Seq > 0) belongs to that
+// client's session, which its first command opens implicitly. For each
+// session the table keeps the newest sequence number applied, which of the
+// 64 sequence numbers up to it were applied and with what result, and its
+// last activity: the log index of the session's last command entry
+// (applied, duplicate or refused).
+//
+// A command whose sequence number the session applied before is a
+// Duplicate: not applied again, answered with the first result. One older
+// than the newest that the window shows was never applied is Stale: never
+// applied, and never will be, since every later copy is stale too. One
+// older than the window is Stale and Forgotten: not applied by this entry,
+// and whether an earlier copy was is no longer known.
+//
+// # Expiry
+//
+// Sessions expire by the log, never by a clock, so that every replica
+// expires the same sessions at the same index and replicas at one index have
+// identical tables and snapshots. When the command entry at index i is
+// applied, before the command itself:
+//
+//   - every session whose last activity is more than Limits.MaxIdle indexes
+//     before i expires (DefaultMaxIdle: 2^20 entries);
+//   - if the command opens a session and the table already holds
+//     Limits.MaxSessions sessions (DefaultMaxSessions: 2^17), the least
+//     recently active ones are evicted first (smallest last activity; ties,
+//     which only a version 1 snapshot can give, by client id).
+//
+// Entries without a command (Skip) expire nothing. Last activities, the
+// windows and the count of sessions ever expired are in the snapshot, so a
+// replica restored from one expires exactly as one that applied the log.
+// The limits are configuration, not state: every replica must use the same.
+// raft-kv uses the defaults and deliberately has no flag for them, since
+// replicas started with different values would diverge.
+//
+// # A client that returns after its session expired
+//
+// The table cannot tell an expired session from one never opened. Once any
+// session has expired, a command with Seq > 1 for a client id the table
+// does not hold is refused with SessionExpired: not applied, and no later
+// copy of it under that id will be. An earlier copy of the same request,
+// applied before the session expired, may have been: the request's outcome
+// is unknown, unless the client knows it never sent it before (the Go
+// client does, and then retries it under a new id). A client must go on
+// under a new client id starting at Seq 1. Before any session expired, an
+// id the table does not hold is new whatever its first Seq (the simulator's
+// clients number their reads too, so a first write may have Seq > 1).
+//
+// A command with Seq 1 always opens a session, so a copy of a session's
+// first command that reaches the log after the session expired (more than
+// MaxIdle entries, or MaxSessions newer sessions, after it) would be applied
+// again. Clients must not reuse an id after its session expired, and the
+// limits must be far beyond how far a retry can lag. Explicit session
+// registration (thesis §6.3) would close this gap; the API has none.
 package sm
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 )
 
 // Op is a command's operation.
@@ -107,28 +166,111 @@ type Result struct {
 	// Duplicate: this (client, seq) was applied before; the result is the
 	// first one's.
 	Duplicate bool
-	// Stale: the client has already moved past seq; nothing was applied.
+	// Stale: the client has already moved past seq; nothing was applied
+	// by this entry. Alone it also means that seq was never applied by any
+	// entry (and no later copy will be): definitely not applied.
 	Stale bool
+	// Forgotten, with Stale: seq is older than the results the session
+	// keeps, so whether an earlier copy of it was applied is unknown.
+	Forgotten bool
+	// SessionExpired: there is no session for the client id and seq is
+	// above 1, after sessions have started expiring. Nothing was applied by
+	// this entry (nor will be by a later copy under this id); an earlier
+	// copy applied before the session expired may have been. The client
+	// must start over under a new id at seq 1.
+	SessionExpired bool
 	// Err: the entry was not a valid command (applied as a no-op).
 	Err error
 }
 
+// window is how many sequence numbers, up to the newest, a session
+// remembers the fate of (one bit each).
+const window = 64
+
 type session struct {
-	seq    uint64
-	result Result
+	id  string
+	seq uint64 // newest sequence number applied
+	// last is the log index of the session's last command entry.
+	last uint64
+	// applied and existed: bit k is seq-k's, applied (always set for k = 0)
+	// and its result's Existed.
+	applied, existed uint64
+	// from: the fate of sequence numbers below from is unknown (sessions
+	// restored from a version 1 snapshot, which kept only the newest).
+	from       uint64
+	prev, next *session // the activity list, least recent first
+}
+
+// lookup answers a command whose seq is not above the newest.
+func (s *session) lookup(seq uint64) Result {
+	d := s.seq - seq
+	switch {
+	case d >= window || seq < s.from:
+		return Result{Stale: true, Forgotten: true}
+	case s.applied>>d&1 == 1:
+		return Result{Duplicate: true, Existed: s.existed>>d&1 == 1}
+	}
+	return Result{Stale: true}
+}
+
+// record notes that seq, above the newest, was applied with r.
+func (s *session) record(seq uint64, r Result) {
+	if d := seq - s.seq; d >= window {
+		s.applied, s.existed = 0, 0
+	} else {
+		s.applied <<= d
+		s.existed <<= d
+	}
+	s.applied |= 1
+	if r.Existed {
+		s.existed |= 1
+	}
+	s.seq = seq
+}
+
+// Limits bound the session table (see the package doc: Expiry). Every
+// replica must use the same limits.
+type Limits struct {
+	// MaxIdle: a session whose last command entry is more than MaxIdle
+	// indexes before the command being applied expires. 0: never.
+	MaxIdle uint64
+	// MaxSessions: a new session evicts the least recently active ones to
+	// keep the table at most this big. 0: no cap.
+	MaxSessions int
+}
+
+// The default limits: a session idle for a million entries expires, and the
+// table holds at most 131072 sessions (a few MiB of snapshot with ids like
+// the Go client's).
+const (
+	DefaultMaxIdle     = 1 << 20
+	DefaultMaxSessions = 1 << 17
+)
+
+// DefaultLimits are the limits New uses.
+func DefaultLimits() Limits {
+	return Limits{MaxIdle: DefaultMaxIdle, MaxSessions: DefaultMaxSessions}
 }
 
 // Machine is the KV map and the session table. Not safe for concurrent use:
 // the server applies from one goroutine and reads under its own lock.
 type Machine struct {
 	data     map[string][]byte
-	sessions map[string]session
-	applied  uint64
+	sessions map[string]*session
+	// oldest and newest end the activity list: sessions by last activity.
+	oldest, newest *session
+	applied        uint64
+	// expired counts the sessions ever expired or evicted.
+	expired uint64
+	limits  Limits
 }
 
-// New returns an empty machine.
-func New() *Machine {
-	return &Machine{data: map[string][]byte{}, sessions: map[string]session{}}
+// New returns an empty machine with the default limits.
+func New() *Machine { return NewWithLimits(DefaultLimits()) }
+
+// NewWithLimits returns an empty machine with the given limits.
+func NewWithLimits(l Limits) *Machine {
+	return &Machine{data: map[string][]byte{}, sessions: map[string]*session{}, limits: l}
 }
 
 // Applied is the index of the last applied entry.
@@ -137,6 +279,15 @@ func (m *Machine) Applied() uint64 { return m.applied }
 // Len is the number of keys.
 func (m *Machine) Len() int { return len(m.data) }
 
+// Sessions is the number of sessions in the table.
+func (m *Machine) Sessions() int { return len(m.sessions) }
+
+// Expired is the number of sessions ever expired or evicted.
+func (m *Machine) Expired() uint64 { return m.expired }
+
+// Limits are the machine's limits.
+func (m *Machine) Limits() Limits { return m.limits }
+
 // Get reads a key.
 func (m *Machine) Get(key string) ([]byte, bool) {
 	v, ok := m.data[key]
@@ -144,26 +295,28 @@ func (m *Machine) Get(key string) ([]byte, bool) {
 }
 
 // Skip records that the entry at index carried no command (a no-op or a
-// configuration entry).
+// configuration entry). It expires nothing.
 func (m *Machine) Skip(index uint64) { m.applied = index }
 
 // Apply applies the entry at index. Entries must come in index order.
 func (m *Machine) Apply(index uint64, payload []byte) Result {
 	m.applied = index
+	m.expireIdle(index)
 	c, err := Decode(payload)
 	if err != nil {
 		return Result{Err: err}
 	}
+	var s *session
 	if c.Seq > 0 {
-		if s, ok := m.sessions[c.ClientID]; ok {
-			switch {
-			case c.Seq == s.seq:
-				r := s.result
-				r.Duplicate = true
-				return r
-			case c.Seq < s.seq:
-				return Result{Stale: true}
+		s = m.sessions[c.ClientID]
+		switch {
+		case s != nil:
+			m.touch(s, index)
+			if c.Seq <= s.seq {
+				return s.lookup(c.Seq)
 			}
+		case c.Seq > 1 && m.expired > 0:
+			return Result{SessionExpired: true}
 		}
 	}
 	_, existed := m.data[c.Key]
@@ -175,18 +328,91 @@ func (m *Machine) Apply(index uint64, payload []byte) Result {
 	}
 	r := Result{Existed: existed}
 	if c.Seq > 0 {
-		m.sessions[c.ClientID] = session{seq: c.Seq, result: r}
+		if s == nil {
+			s = m.open(c.ClientID, index)
+		}
+		s.record(c.Seq, r)
 	}
 	return r
 }
 
-const snapVersion = 1
+// expireIdle drops the sessions idle for more than MaxIdle indexes before
+// index: they are at the old end of the activity list.
+func (m *Machine) expireIdle(index uint64) {
+	if m.limits.MaxIdle == 0 {
+		return
+	}
+	for s := m.oldest; s != nil && index > s.last && index-s.last > m.limits.MaxIdle; s = m.oldest {
+		m.drop(s)
+	}
+}
+
+// open adds a session for id, first evicting the least recently active ones
+// if the table is full.
+func (m *Machine) open(id string, index uint64) *session {
+	if limit := m.limits.MaxSessions; limit > 0 {
+		for len(m.sessions) >= limit && m.oldest != nil {
+			m.drop(m.oldest)
+		}
+	}
+	s := &session{id: id, last: index, from: 1}
+	m.sessions[id] = s
+	m.pushNewest(s)
+	return s
+}
+
+func (m *Machine) drop(s *session) {
+	m.unlink(s)
+	delete(m.sessions, s.id)
+	m.expired++
+}
+
+// touch makes index the session's last activity.
+func (m *Machine) touch(s *session, index uint64) {
+	s.last = index
+	if m.newest != s {
+		m.unlink(s)
+		m.pushNewest(s)
+	}
+}
+
+func (m *Machine) pushNewest(s *session) {
+	s.prev, s.next = m.newest, nil
+	if m.newest != nil {
+		m.newest.next = s
+	} else {
+		m.oldest = s
+	}
+	m.newest = s
+}
+
+func (m *Machine) unlink(s *session) {
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		m.oldest = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		m.newest = s.prev
+	}
+	s.prev, s.next = nil, nil
+}
+
+// Version 2 adds the count of expired sessions and, per session, its last
+// activity, its window and from. Restore still reads version 1.
+const (
+	snapVersion1 = 1
+	snapVersion  = 2
+)
 
 // Snapshot encodes the map and the session table, deterministically (sorted
 // keys), so that two replicas at the same index give the same bytes.
 func (m *Machine) Snapshot() []byte {
 	b := []byte{snapVersion}
 	b = binary.AppendUvarint(b, m.applied)
+	b = binary.AppendUvarint(b, m.expired)
 	keys := slices.Sorted(maps.Keys(m.data))
 	b = binary.AppendUvarint(b, uint64(len(keys)))
 	for _, k := range keys {
@@ -199,11 +425,10 @@ func (m *Machine) Snapshot() []byte {
 		s := m.sessions[id]
 		b = appendBytes(b, []byte(id))
 		b = binary.AppendUvarint(b, s.seq)
-		var ex byte
-		if s.result.Existed {
-			ex = 1
-		}
-		b = append(b, ex)
+		b = binary.AppendUvarint(b, s.last)
+		b = binary.AppendUvarint(b, s.applied)
+		b = binary.AppendUvarint(b, s.existed)
+		b = binary.AppendUvarint(b, s.from)
 	}
 	return b
 }
@@ -216,13 +441,15 @@ func appendBytes(b, s []byte) []byte {
 // ErrBadSnapshot: snapshot data that does not decode.
 var ErrBadSnapshot = errors.New("sm: malformed snapshot")
 
-// Restore replaces the machine's state with a snapshot's.
+// Restore replaces the machine's state with a snapshot's. The machine keeps
+// its limits.
 func (m *Machine) Restore(b []byte) error {
 	if len(b) == 0 {
-		*m = *New()
+		*m = *NewWithLimits(m.limits)
 		return nil
 	}
-	if b[0] != snapVersion {
+	version := b[0]
+	if version != snapVersion && version != snapVersion1 {
 		return fmt.Errorf("%w: version %d", ErrBadSnapshot, b[0])
 	}
 	b = b[1:]
@@ -247,6 +474,12 @@ func (m *Machine) Restore(b []byte) error {
 	if !ok {
 		return ErrBadSnapshot
 	}
+	var expired uint64
+	if version == snapVersion {
+		if expired, ok = num(); !ok {
+			return ErrBadSnapshot
+		}
+	}
 	n, ok := num()
 	if !ok || n > uint64(len(b)) {
 		return ErrBadSnapshot
@@ -264,19 +497,52 @@ func (m *Machine) Restore(b []byte) error {
 	if !ok || n > uint64(len(b)) {
 		return ErrBadSnapshot
 	}
-	sessions := make(map[string]session, n)
+	sessions := make(map[string]*session, n)
+	list := make([]*session, 0, n)
 	for i := uint64(0); i < n; i++ {
 		id, ok1 := bytes()
 		seq, ok2 := num()
-		if !ok1 || !ok2 || len(b) < 1 || b[0] > 1 {
+		if !ok1 || !ok2 || seq == 0 {
 			return ErrBadSnapshot
 		}
-		sessions[string(id)] = session{seq: seq, result: Result{Existed: b[0] == 1}}
-		b = b[1:]
+		s := &session{id: string(id), seq: seq}
+		if version == snapVersion1 {
+			// Only the newest result was kept, and no activity: every
+			// session counts as active at the snapshot's index.
+			if len(b) < 1 || b[0] > 1 {
+				return ErrBadSnapshot
+			}
+			s.last, s.applied, s.existed, s.from = applied, 1, uint64(b[0]), seq
+			b = b[1:]
+		} else {
+			var ok3, ok4, ok5, ok6 bool
+			s.last, ok3 = num()
+			s.applied, ok4 = num()
+			s.existed, ok5 = num()
+			s.from, ok6 = num()
+			if !ok3 || !ok4 || !ok5 || !ok6 || s.last > applied || s.applied&1 == 0 ||
+				s.existed&^s.applied != 0 || s.from == 0 || s.from > seq {
+				return ErrBadSnapshot
+			}
+		}
+		if _, dup := sessions[s.id]; dup {
+			return ErrBadSnapshot
+		}
+		sessions[s.id] = s
+		list = append(list, s)
 	}
 	if len(b) != 0 {
 		return fmt.Errorf("%w: %d trailing bytes", ErrBadSnapshot, len(b))
 	}
-	m.data, m.sessions, m.applied = data, sessions, applied
+	*m = Machine{data: data, sessions: sessions, applied: applied, expired: expired, limits: m.limits}
+	slices.SortFunc(list, func(x, y *session) int {
+		if x.last != y.last {
+			return cmp.Compare(x.last, y.last)
+		}
+		return strings.Compare(x.id, y.id)
+	})
+	for _, s := range list {
+		m.pushNewest(s)
+	}
 	return nil
 }

@@ -26,10 +26,12 @@ func TestApplyAndExactlyOnce(t *testing.T) {
 	if v, _ := m.Get("k"); string(v) != "b" {
 		t.Fatalf("k = %q after a duplicate, want b (the duplicate applied twice)", v)
 	}
-	// A request older than the session's is stale: not applied.
+	// A late copy of a request older than the session's newest is not
+	// applied again: it answers the first result if the session still
+	// knows it (seq 1 was applied, with Existed=false).
 	m.Apply(4, put("c1", 2, "x", "1"))
-	if r := m.Apply(5, put("c1", 1, "x", "old")); !r.Stale {
-		t.Fatalf("older seq: %+v, want stale", r)
+	if r := m.Apply(5, put("c1", 1, "x", "old")); !r.Duplicate || r.Existed || r.Stale {
+		t.Fatalf("older seq: %+v, want a duplicate answering Existed=false", r)
 	}
 	if v, _ := m.Get("x"); string(v) != "1" {
 		t.Fatalf("x = %q", v)
