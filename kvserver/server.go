@@ -55,6 +55,21 @@ func Start(cfg Config) (*Server, error) {
 	hs, _ := st.InitialState()
 	last, _ := st.LastIndex()
 	snap, _ := st.Snapshot()
+	rec := st.Recovered()
+	if rec.TornFile != "" && cfg.Logf != nil {
+		cfg.Logf("recovery: cut a torn tail of %d bytes at %s offset %d (a write a crash interrupted; never reported durable)", rec.TornBytes, rec.TornFile, rec.TornOffset)
+	}
+	if rec.DroppedSegment != "" {
+		if cfg.Logf != nil {
+			cfg.Logf("recovery: dropped WAL segment %s, which held no intact record (left by a crash while an earlier build created it)", rec.DroppedSegment)
+		}
+		if hs.IsEmpty() && last == 0 && snap.IsEmpty() {
+			// This member wrote a WAL before: it may have voted. Starting
+			// it as a fresh founder could cast a second vote in a term.
+			return nil, fmt.Errorf("data directory %s: its only WAL segment (%s) held no intact record, so this member's term, vote and log are lost; "+
+				"refusing to start it as a new member: remove the directory and add the member back (as a learner, then a voter)", cfg.DataDir, rec.DroppedSegment)
+		}
+	}
 	if hs.IsEmpty() && last == 0 && snap.IsEmpty() && !cfg.Join {
 		if err := st.Bootstrap(raftcore.NewConfig(slices.Sorted(maps.Keys(cfg.Peers)))); err != nil {
 			return nil, err
