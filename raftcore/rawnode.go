@@ -149,73 +149,87 @@ type ConfChange struct {
 // of a safe change. It returns a typed error (see errors.go) when refused.
 // The new configuration takes effect on this leader at once, on append.
 func (rn *RawNode) ProposeConfChange(cc ConfChange) error {
+	next, err := rn.CheckConfChange(cc)
+	if err != nil {
+		return err
+	}
+	r := rn.r
+	r.appendEntry(Entry{Type: EntryConfig, Data: EncodeConfig(next)})
+	r.bcastAppend()
+	r.maybeStepDownRemoved()
+	return nil
+}
+
+// CheckConfChange applies every check of ProposeConfChange without
+// appending anything, and returns the configuration the change would make.
+// A caller with side effects of its own (addresses to record, say) checks
+// first, so that a refused change leaves nothing behind. Between the check
+// and the proposal, in the same serialized call, nothing can change.
+func (rn *RawNode) CheckConfChange(cc ConfChange) (Config, error) {
 	r := rn.r
 	if r.state != StateLeader {
-		return fmt.Errorf("%w: %s is %s (leader: %q)", ErrNotLeader, r.id, r.state, r.lead)
+		return Config{}, fmt.Errorf("%w: %s is %s (leader: %q)", ErrNotLeader, r.id, r.state, r.lead)
 	}
 	if r.leadTransferee != None {
-		return fmt.Errorf("%w: leadership is being transferred to %s", ErrProposalDropped, r.leadTransferee)
+		return Config{}, fmt.Errorf("%w: leadership is being transferred to %s", ErrProposalDropped, r.leadTransferee)
 	}
 	if cc.ExpectConfigIndex != 0 && cc.ExpectConfigIndex != r.cfgIndex {
-		return fmt.Errorf("%w: expected %d, is %d", ErrConfigIndexMismatch, cc.ExpectConfigIndex, r.cfgIndex)
+		return Config{}, fmt.Errorf("%w: expected %d, is %d", ErrConfigIndexMismatch, cc.ExpectConfigIndex, r.cfgIndex)
 	}
 	if r.cfgIndex > r.log.committed {
-		return fmt.Errorf("%w: configuration at index %d is not committed (commit %d)", ErrChangeInFlight, r.cfgIndex, r.log.committed)
+		return Config{}, fmt.Errorf("%w: configuration at index %d is not committed (commit %d)", ErrChangeInFlight, r.cfgIndex, r.log.committed)
 	}
 	if !r.committedEntryInCurrentTerm() {
-		return fmt.Errorf("%w: term %d, commit %d", ErrNoCommitInTerm, r.Term, r.log.committed)
+		return Config{}, fmt.Errorf("%w: term %d, commit %d", ErrNoCommitInTerm, r.Term, r.log.committed)
 	}
 	cur := r.cfg
 	var next Config
 	switch cc.Op {
 	case OpAddLearner, OpRemove, OpEnterJoint, OpOneStep:
 		if cur.IsJoint() {
-			return fmt.Errorf("%w: %s; leave it before %s", ErrAlreadyJoint, cur, cc.Op)
+			return Config{}, fmt.Errorf("%w: %s; leave it before %s", ErrAlreadyJoint, cur, cc.Op)
 		}
 	}
 	switch cc.Op {
 	case OpAddLearner:
 		if cc.ID == None || cur.IsMember(cc.ID) {
-			return fmt.Errorf("%w: cannot add %q as a learner to %s", ErrInvalidConfig, cc.ID, cur)
+			return Config{}, fmt.Errorf("%w: cannot add %q as a learner to %s", ErrInvalidConfig, cc.ID, cur)
 		}
 		next = Config{Voters: cur.Voters, Learners: append(slices.Clone(cur.Learners), cc.ID)}
 	case OpRemove:
 		if !cur.IsMember(cc.ID) {
-			return fmt.Errorf("%w: %q is not a member of %s", ErrInvalidConfig, cc.ID, cur)
+			return Config{}, fmt.Errorf("%w: %q is not a member of %s", ErrInvalidConfig, cc.ID, cur)
 		}
 		next = Config{Voters: without(cur.Voters, cc.ID), Learners: without(cur.Learners, cc.ID)}
 	case OpEnterJoint:
 		voters := sortedSet(cc.Voters)
 		if slices.Equal(voters, cur.Voters) {
-			return fmt.Errorf("%w: new voters %v equal the current ones", ErrInvalidConfig, voters)
+			return Config{}, fmt.Errorf("%w: new voters %v equal the current ones", ErrInvalidConfig, voters)
 		}
 		learners := slices.Concat(cur.Learners, cc.Learners)
 		learners = slices.DeleteFunc(learners, func(id string) bool { return slices.Contains(voters, id) })
 		next = Config{Voters: voters, OutgoingVoters: cur.Voters, Learners: learners}
 	case OpLeaveJoint:
 		if !cur.IsJoint() {
-			return fmt.Errorf("%w: %s", ErrNotJoint, cur)
+			return Config{}, fmt.Errorf("%w: %s", ErrNotJoint, cur)
 		}
 		next = Config{Voters: cur.Voters, Learners: cur.Learners}
 	case OpOneStep:
 		next = cc.Target
 		if next.IsJoint() {
-			return fmt.Errorf("%w: a one-step target cannot be joint: %s", ErrInvalidConfig, next)
+			return Config{}, fmt.Errorf("%w: a one-step target cannot be joint: %s", ErrInvalidConfig, next)
 		}
 		if n := voterChanges(cur.Voters, sortedSet(next.Voters)); n > 1 && !r.opts.UnsafeAllowMultiVoterOneStep {
-			return fmt.Errorf("%w: %s -> %s adds or removes %d voters; use EnterJoint", ErrMultiVoterOneStep, cur, next.normalized(), n)
+			return Config{}, fmt.Errorf("%w: %s -> %s adds or removes %d voters; use EnterJoint", ErrMultiVoterOneStep, cur, next.normalized(), n)
 		}
 	default:
-		return fmt.Errorf("%w: unknown change %v", ErrInvalidConfig, cc.Op)
+		return Config{}, fmt.Errorf("%w: unknown change %v", ErrInvalidConfig, cc.Op)
 	}
 	next = next.normalized()
 	if err := next.Validate(); err != nil {
-		return err
+		return Config{}, err
 	}
-	r.appendEntry(Entry{Type: EntryConfig, Data: EncodeConfig(next)})
-	r.bcastAppend()
-	r.maybeStepDownRemoved()
-	return nil
+	return next, nil
 }
 
 func without(ids []string, id string) []string {
