@@ -7,9 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/raftlab/raftlab/runner"
+	"github.com/raftlab/raftlab/runner/backend"
 	"github.com/raftlab/raftlab/runner/experiment"
 	"github.com/raftlab/raftlab/runner/sim"
 )
@@ -67,24 +70,120 @@ func TestBugsOnSim(t *testing.T) {
 	}
 }
 
-// Safe mode under random faults and membership changes: no violation over
-// RUNNER_RANDOM_SEEDS seeds (default 1,000) of a short virtual run.
+// Safe mode under random faults, leader pauses and membership changes: no
+// violation over RUNNER_RANDOM_SEEDS seeds (default 1,000) of a short
+// virtual run, with the file's colliding (per-node) read contexts and with
+// unique ones.
 func TestRandomFaultsSafeOnSim(t *testing.T) {
 	n := seeds(t, "RUNNER_RANDOM_SEEDS", 1000, 20)
 	agg, runs, err := runner.Sweep(context.Background(), "../experiments/random-faults.yaml", runner.SweepOptions{
-		Backend: sim.Backend{}, Seeds: n, Sets: []string{"workload.duration=3s"}, Parallel: 2})
+		Backend: sim.Backend{}, Seeds: n, Sets: []string{"workload.duration=3s"}, Parallel: 2,
+		Matrix: []string{"workload.readContexts=per-node,unique"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := agg.Cells[0]
-	t.Logf("random-faults, safe, %d seeds of 3 s: %d violations, Wilson 95%% [%.4f, %.4f], %d ok operations", c.Runs, c.Violations, c.Wilson[0], c.Wilson[1], c.OkOps)
-	for _, r := range runs {
-		if r.Verdict != "ok" || r.Invariants > 0 || r.Error != "" {
-			t.Fatalf("seed %d: verdict %s, %d invariant violations %s; replay: %s", r.Seed, r.Verdict, r.Invariants, r.Error, r.Replay)
+	for _, c := range agg.Cells {
+		t.Logf("random-faults, safe, %v, %d seeds of 3 s: %d violations, Wilson 95%% [%.4f, %.4f], %d ok operations", c.Sets, c.Runs, c.Violations, c.Wilson[0], c.Wilson[1], c.OkOps)
+		if c.OkOps < int(n)*100 {
+			t.Fatalf("%v: only %d ok operations over %d runs: the workload hardly ran", c.Sets, c.OkOps, n)
 		}
 	}
-	if c.OkOps < int(n)*100 {
-		t.Fatalf("only %d ok operations over %d runs: the workload hardly ran", c.OkOps, n)
+	for _, r := range runs {
+		if r.Verdict != "ok" || r.Invariants > 0 || r.Error != "" {
+			t.Fatalf("seed %d %v: verdict %s, %d invariant violations %s; replay: %s", r.Seed, r.Sets, r.Verdict, r.Invariants, r.Error, r.Replay)
+		}
+	}
+}
+
+// watched is the simulator with an eye on the workload's calls: reads
+// answered by a node that was not the leader when called, and reads sent
+// to a paused leader that it handled when it woke (the client may have
+// given up by then: only one never handled ends "timeout: node paused").
+type watched struct {
+	sim.Backend
+	followerReads, heldReads *int
+}
+
+func (b watched) Start(ctx context.Context, exp *experiment.Experiment, seed uint64) (backend.Cluster, error) {
+	c, err := b.Backend.Start(ctx, exp, seed)
+	return watchedCluster{Cluster: c, b: b}, err
+}
+
+type watchedCluster struct {
+	backend.Cluster
+	b watched
+}
+
+func (c watchedCluster) Do(id string, op backend.Op, timeout time.Duration, done func(backend.Result)) {
+	v := c.Observe(context.Background())
+	n := v.Node(id)
+	follower, pausedLeader := v.Leader != id, n.Paused && n.Leader
+	c.Cluster.Do(id, op, timeout, func(res backend.Result) {
+		if op.Kind == backend.Get {
+			if follower && res.Outcome == backend.OK {
+				*c.b.followerReads++
+			}
+			if pausedLeader && res.Err != "timeout: node paused" {
+				*c.b.heldReads++
+			}
+		}
+		done(res)
+	})
+}
+
+// What random-faults is for (issue 12): clients read through followers,
+// and the leader is paused for longer than an election timeout, long
+// enough for another leader to be elected, with reads waiting for it that
+// it handles when it wakes. If any of these stops happening, the sweep can
+// no longer catch a stale read from a paused leader.
+func TestRandomFaultsReadsThroughFollowersAndPausesLeaders(t *testing.T) {
+	exp, err := experiment.Load("../experiments/random-faults.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	et := int64(exp.Cluster.ElectionTimeoutMs)
+	var followerReads, heldReads, reads, pauses, overtaken int
+	const n = 4
+	for seed := uint64(1); seed <= n; seed++ {
+		run, err := runner.Execute(context.Background(), exp, runner.Options{Seed: seed,
+			Backend: watched{followerReads: &followerReads, heldReads: &heldReads}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := run.Result.Linearizability.Verdict; v != "ok" {
+			t.Fatalf("seed %d: verdict %s", seed, v)
+		}
+		for _, h := range run.History {
+			if h.Op == "get" && h.Outcome == "ok" {
+				reads++
+			}
+		}
+		for _, s := range run.Result.Steps {
+			if s.Action != "random" || !strings.HasPrefix(s.Label, runner.PauseLeaderLabel) {
+				continue
+			}
+			if s.EndMs-s.StartMs <= et {
+				t.Errorf("seed %d: %q lasted %d ms, not longer than the election timeout (%d ms)", seed, s.Label, s.EndMs-s.StartMs, et)
+			}
+			pauses++
+			if strings.Contains(s.Note, " led term ") {
+				overtaken++
+			}
+		}
+	}
+	t.Logf("%d seeds: %d ok reads, %d through followers; %d leader pauses longer than the election timeout, %d with another leader at resume; %d reads handled by a leader woken from a pause",
+		n, reads, followerReads, pauses, overtaken, heldReads)
+	if followerReads == 0 || followerReads*2 < reads {
+		t.Errorf("%d of %d ok reads through followers: the workload reads through the leader only", followerReads, reads)
+	}
+	if pauses == 0 {
+		t.Error("random-faults paused no leader for longer than an election timeout")
+	}
+	if overtaken == 0 {
+		t.Error("no leader pause lasted long enough for another leader to be elected")
+	}
+	if heldReads == 0 {
+		t.Error("no read sent to a paused leader reached it when it woke")
 	}
 }
 

@@ -191,7 +191,7 @@ The file format (EXPERIMENTS.md): apiVersion: raftlab/v1, kind: Experiment,
 metadata {name, description}, cluster {replicas, safetyMode, electionTimeoutMs,
 heartbeatMs, snapshotEntries}, network {delayMs, jitterMs, fsyncMs} (sim),
 workload {clients, rate, keys, keyDistribution, zipfS, readRatio, valueBytes,
-opTimeoutMs, duration}, steps [...], expect {linearizable, invariants,
+opTimeoutMs, duration, readContexts (sim: unique or per-node)}, steps [...], expect {linearizable, invariants,
 minOkOps, ifSafe {...}}, seed.
 
 Steps (one action each, optional name, at: offset or when: condition):

@@ -191,6 +191,9 @@ func (e *Experiment) setDefaults() {
 	}
 	def(&e.Workload.ValueBytes, 16)
 	def(&e.Workload.OpTimeoutMs, 1000)
+	if e.Workload.ReadContexts == "" {
+		e.Workload.ReadContexts = ReadContextsUnique
+	}
 	if e.Workload.Duration == 0 {
 		e.Workload.Duration = Duration(10e9)
 	}
@@ -256,6 +259,8 @@ func (e *Experiment) validate(root *yaml.Node) Errors {
 		at([]string{"workload", "valueBytes"}, "workload.valueBytes must be 1..1048576, got %d", w.ValueBytes)
 	case w.OpTimeoutMs < 1:
 		at([]string{"workload", "opTimeoutMs"}, "workload.opTimeoutMs must be >= 1, got %d", w.OpTimeoutMs)
+	case w.ReadContexts != ReadContextsUnique && w.ReadContexts != ReadContextsPerNode:
+		at([]string{"workload", "readContexts"}, "workload.readContexts must be %s or %s, got %q", ReadContextsUnique, ReadContextsPerNode, w.ReadContexts)
 	}
 	known := map[string]bool{}
 	for i := 0; i < c.Replicas; i++ {

@@ -59,14 +59,30 @@ func TestSet(t *testing.T) {
 		t.Fatalf("sets not applied: %+v %+v", e.Cluster, e.Workload)
 	}
 	for set, want := range map[string]string{
-		"cluster.nope=1":        `cluster has no field "nope"`,
-		"cluster.replicas":      "expected path=value",
-		"cluster.replicas=many": "replicas: expected an integer",
-		"cluster.safetyMode=x":  "cluster.safetyMode must be safe",
+		"cluster.nope=1":               `cluster has no field "nope"`,
+		"cluster.replicas":             "expected path=value",
+		"cluster.replicas=many":        "replicas: expected an integer",
+		"cluster.safetyMode=x":         "cluster.safetyMode must be safe",
+		"workload.readContexts=shared": "workload.readContexts must be unique or per-node",
 	} {
 		_, err := Parse("good.yaml", []byte(good), []string{set})
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("--set %s: error %v, want it to contain %q", set, err, want)
+		}
+	}
+}
+
+// Read contexts of the simulator are unique unless the file asks for
+// raft-kv's per-node numbering.
+func TestReadContexts(t *testing.T) {
+	for set, want := range map[string]string{"": ReadContextsUnique, "workload.readContexts=per-node": ReadContextsPerNode} {
+		var sets []string
+		if set != "" {
+			sets = []string{set}
+		}
+		e, err := Parse("good.yaml", []byte(good), sets)
+		if err != nil || e.Workload.ReadContexts != want {
+			t.Errorf("--set %q: readContexts %q (%v), want %q", set, e.Workload.ReadContexts, err, want)
 		}
 	}
 }

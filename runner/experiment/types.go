@@ -68,10 +68,25 @@ type Workload struct {
 	ReadRatio       float64 `yaml:"readRatio"`
 	ValueBytes      int     `yaml:"valueBytes"`
 	OpTimeoutMs     int     `yaml:"opTimeoutMs"`
+	// ReadContexts is how the simulator's nodes name their ReadIndex
+	// requests: unique (the default: node id, a nonce drawn at each boot
+	// and a counter, so no two reads of a run share a context) or
+	// per-node (each node numbers its reads 1, 2, 3, ... as raft-kv does,
+	// so reads of different nodes share contexts; a node never reuses
+	// one, not even after a restart, so it cannot take another read's
+	// answer for its own). A correct core never matches on contexts, so
+	// per-node tests more. The local backend ignores it.
+	ReadContexts string `yaml:"readContexts"`
 	// Duration is how long the workload runs; the steps run meanwhile, and
 	// the run ends when both are over.
 	Duration Duration `yaml:"duration"`
 }
+
+// The values of Workload.ReadContexts.
+const (
+	ReadContextsUnique  = "unique"
+	ReadContextsPerNode = "per-node"
+)
 
 // Expect is what must hold for the run to pass (exit code 0).
 type Expect struct {
@@ -295,8 +310,12 @@ type Op struct {
 type Random struct {
 	Every Duration `yaml:"every"`
 	Hold  Duration `yaml:"hold"`
-	// Kinds: partition, kill, restart, pause, delay, loss, reconfigure,
-	// transferLeader (default: all).
+	// Kinds: partition, kill, pause, pauseLeader, delay, loss,
+	// reconfigure, transferLeader (default: all). pause stops a random
+	// node for Hold; pauseLeader stops the leader for three to four
+	// election timeouts, so that the others elect a new leader and commit
+	// while it sleeps, and then delivers what waited for it. A kind
+	// listed twice is drawn twice as often.
 	Kinds []string `yaml:"kinds"`
 	// MaxReplicas bounds reconfigure's random memberships (default
 	// cluster.replicas + 2).
@@ -304,7 +323,7 @@ type Random struct {
 }
 
 // RandomKinds are the fault kinds random steps choose from.
-var RandomKinds = []string{"partition", "kill", "pause", "delay", "loss", "reconfigure", "transferLeader"}
+var RandomKinds = []string{"partition", "kill", "pause", "pauseLeader", "delay", "loss", "reconfigure", "transferLeader"}
 
 // Action is the name of the step's action.
 func (s Step) Action() string {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,6 +38,7 @@ func (Backend) Start(_ context.Context, exp *experiment.Experiment, seed uint64)
 		fsync:     int64(exp.Network.FsyncMs),
 		stats:     backend.Stats{BytesTo: map[string]uint64{}},
 		configAt:  map[uint64]string{},
+		rng:       rand.New(rand.NewPCG(seed, 0x73696d)),
 	}
 	c.base = raftcore.LinkFaults{Delay: exp.Network.DelayMs, Jitter: exp.Network.JitterMs}
 	c.net.SetFaults(c.base)
@@ -107,11 +110,30 @@ type node struct {
 	restarts uint64
 	paused   bool
 	syncing  bool
-	inbox    []raftcore.Message // held while paused
+	// While paused (SIGSTOP) nothing runs: peer messages wait in inbox,
+	// client requests in calls (the kernel accepts the connections) and
+	// the node's own continuations (a completed fsync, a snapshot report)
+	// in later. Resume runs later and moves inbox and calls to backlog,
+	// which the node then works through one item at a time (see Resume).
+	inbox    []raftcore.Message
+	calls    []func()
+	later    []func()
+	backlog  []*source
 	writes   map[wkey]*pending
 	reads    map[string]*pending
 	readWait []readWait
 	startup  *raftcore.Config
+	// nonce is drawn from the cluster's seeded source at each boot;
+	// readNext numbers the node's ReadIndex requests (see readContext).
+	nonce    uint64
+	readNext uint64
+}
+
+// source is one queue of a woken node's backlog: one peer's messages in
+// arrival order (peer set), or one client request.
+type source struct {
+	peer  string
+	items []func()
 }
 
 // Cluster is a simulated cluster. Not safe for concurrent use.
@@ -127,9 +149,11 @@ type Cluster struct {
 	seq       uint64
 	tickEvery int64
 	fsync     int64
-	readSeq   uint64
 	stats     backend.Stats
 	configAt  map[uint64]string
+	// rng is the simulator's own seeded source: boot nonces and the order
+	// in which a resumed node handles what waited for it.
+	rng *rand.Rand
 }
 
 func (c *Cluster) add(id string, st *raftcore.MemoryStorage, startup *raftcore.Config) error {
@@ -174,8 +198,37 @@ func (c *Cluster) boot(n *node) error {
 	n.readWait = nil
 	n.syncing = false
 	n.paused = false
-	n.inbox = nil
+	n.inbox, n.calls, n.later, n.backlog = nil, nil, nil, nil
+	n.nonce = c.rng.Uint64()
+	if c.exp.Workload.ReadContexts != experiment.ReadContextsPerNode {
+		n.readNext = 0
+	}
 	return nil
+}
+
+// readContext names a new ReadIndex request of n. The node matches the
+// ReadStates it gets back by this name, so it never reuses one: unique
+// contexts are the node id, the boot's nonce and a counter of the boot;
+// per-node contexts are a counter of the node's whole life ("1", "2",
+// ...), the same on every node, as raft-kv once numbered its reads. The
+// core must answer each read to the node that asked for it, after a
+// heartbeat round sent after the read arrived, whatever the bytes say.
+func (c *Cluster) readContext(n *node) string {
+	n.readNext++
+	if c.exp.Workload.ReadContexts == experiment.ReadContextsPerNode {
+		return strconv.FormatUint(n.readNext, 10)
+	}
+	return fmt.Sprintf("%s/%016x/%d", n.id, n.nonce, n.readNext)
+}
+
+// whenRunning runs fn now, or at resume if n is paused: a stopped process
+// finishes nothing, although its disk write completes meanwhile.
+func (c *Cluster) whenRunning(n *node, fn func()) {
+	if n.paused {
+		n.later = append(n.later, fn)
+		return
+	}
+	fn()
 }
 
 // Now implements backend.Cluster.
@@ -246,8 +299,19 @@ func (c *Cluster) settle() {
 				n.inbox = append(n.inbox, m)
 				continue
 			}
+			if len(n.backlog) > 0 {
+				// Behind what waited for the node, from the same peer.
+				c.enqueue(n, m)
+				busy = true
+				continue
+			}
 			_ = n.rn.Step(m)
 			busy = true
+		}
+		for _, id := range c.ids {
+			if c.drainOne(c.nodes[id]) {
+				busy = true
+			}
 		}
 		for _, id := range c.ids {
 			if c.ready(c.nodes[id]) {
@@ -276,11 +340,13 @@ func (c *Cluster) ready(n *node) bool {
 		n.syncing = true
 		gen := n.gen
 		c.schedule(c.now+c.fsync, func() {
-			if n.gen != gen || n.rn == nil {
-				return // crashed before the sync completed: the Ready is lost
-			}
-			n.syncing = false
-			c.finish(n, rd)
+			c.whenRunning(n, func() {
+				if n.gen != gen || n.rn == nil {
+					return // crashed before the sync completed: the Ready is lost
+				}
+				n.syncing = false
+				c.finish(n, rd)
+			})
 		})
 		return true
 	}
@@ -313,15 +379,17 @@ func (c *Cluster) finish(n *node, rd raftcore.Ready) {
 		}
 		if m.Type == raftcore.MsgSnap {
 			// The simulated transport always delivers a whole snapshot.
-			to := m.To
+			to, gen := m.To, n.gen
 			c.schedule(c.now+1, func() {
-				if n.rn != nil {
-					n.rn.ReportSnapshot(to, true)
-				}
+				c.whenRunning(n, func() {
+					if n.gen == gen && n.rn != nil {
+						n.rn.ReportSnapshot(to, true)
+					}
+				})
 			})
 		}
 	}
-	c.net.Send(rd.Messages)
+	c.net.SendFrom(n.id, rd.Messages)
 	if !rd.Snapshot.IsEmpty() {
 		if err := n.sm.Restore(rd.Snapshot.Data); err != nil {
 			panic(fmt.Sprintf("sim: %s: snapshot: %v", n.id, err))
@@ -610,6 +678,16 @@ func (c *Cluster) Kill(id string) error {
 	n.gen++
 	c.net.DropPendingTo(id)
 	c.failPending(n, "node killed")
+	calls := n.calls
+	for _, src := range n.backlog {
+		if src.peer == "" {
+			calls = append(calls, src.items...)
+		}
+	}
+	n.inbox, n.calls, n.later, n.backlog = nil, nil, nil, nil
+	for _, call := range calls {
+		call() // n.rn is nil: each ends as a reset call
+	}
 	return nil
 }
 
@@ -637,7 +715,8 @@ func (c *Cluster) Restart(id string, startup []string) error {
 	return c.boot(n)
 }
 
-// Pause implements backend.Cluster (SIGSTOP): no ticks, no messages.
+// Pause implements backend.Cluster (SIGSTOP): no ticks, no messages, no
+// client requests handled; all of them wait for Resume.
 func (c *Cluster) Pause(id string) error {
 	n := c.nodes[id]
 	if n == nil || n.rn == nil {
@@ -647,18 +726,62 @@ func (c *Cluster) Pause(id string) error {
 	return nil
 }
 
-// Resume implements backend.Cluster (SIGCONT): held messages arrive.
+// Resume implements backend.Cluster (SIGCONT). The node first finishes
+// what it had started (a synced Ready). Then it works through the peer
+// messages and client requests that waited for it as its loop would: one
+// at a time, its Ready handled after each, the next taken from a source
+// chosen at random (the seeded source) among each peer's messages in
+// arrival order (one connection, one reader) and each client request (a
+// goroutine of its own). Messages that arrive meanwhile queue behind their
+// peer's. So a read that reached the stopped node may be handled before
+// heartbeat answers that reached it earlier, and answered before the new
+// term's messages tell the node that it no longer leads.
 func (c *Cluster) Resume(id string) error {
 	n := c.nodes[id]
 	if n == nil || n.rn == nil {
 		return fmt.Errorf("sim: cannot resume %s: not running", id)
 	}
 	n.paused = false
-	for _, m := range n.inbox {
-		_ = n.rn.Step(m)
+	later := n.later
+	n.later = nil
+	for _, fn := range later {
+		fn()
 	}
-	n.inbox = nil
+	for _, m := range n.inbox {
+		c.enqueue(n, m)
+	}
+	for _, call := range n.calls {
+		n.backlog = append(n.backlog, &source{items: []func(){call}})
+	}
+	n.inbox, n.calls = nil, nil
 	return nil
+}
+
+// enqueue puts a message for n behind the others from its sender.
+func (c *Cluster) enqueue(n *node, m raftcore.Message) {
+	step := func() { _ = n.rn.Step(m) }
+	for _, src := range n.backlog {
+		if src.peer == m.From {
+			src.items = append(src.items, step)
+			return
+		}
+	}
+	n.backlog = append(n.backlog, &source{peer: m.From, items: []func(){step}})
+}
+
+// drainOne handles one item of a running node's backlog.
+func (c *Cluster) drainOne(n *node) bool {
+	if n.rn == nil || n.paused || len(n.backlog) == 0 {
+		return false
+	}
+	i := c.rng.IntN(len(n.backlog))
+	src := n.backlog[i]
+	fn := src.items[0]
+	if src.items = src.items[1:]; len(src.items) == 0 {
+		n.backlog = slices.Delete(n.backlog, i, i+1)
+	}
+	fn()
+	return true
 }
 
 // TransferLeader implements backend.Cluster.
@@ -673,8 +796,10 @@ func (c *Cluster) TransferLeader(to string) error {
 	return c.nodes[lead].rn.TransferLeader(to)
 }
 
-// Do implements backend.Cluster. A call to a node that is down fails; one
-// to a paused node ends unknown at its timeout.
+// Do implements backend.Cluster. A call to a node that is down fails. One
+// to a paused node waits, as a connection to a stopped process does: the
+// client gives up at its timeout (unknown), the node handles the request
+// when it resumes all the same, and a crash meanwhile resets it (unknown).
 func (c *Cluster) Do(id string, op backend.Op, timeout time.Duration, done func(backend.Result)) {
 	n := c.nodes[id]
 	finished := false
@@ -691,9 +816,29 @@ func (c *Cluster) Do(id string, op backend.Op, timeout time.Duration, done func(
 	p := &pending{done: once, key: op.Key}
 	deadline := c.now + timeout.Milliseconds()
 	if n.paused {
-		c.schedule(deadline, func() { once(backend.Result{Outcome: backend.Unknown, Err: "timeout: node paused"}) })
+		gen, handled := n.gen, false
+		n.calls = append(n.calls, func() {
+			handled = true
+			if n.gen != gen || n.rn == nil {
+				once(backend.Result{Outcome: backend.Unknown, Err: "connection reset: node killed"})
+				return
+			}
+			c.start(n, op, deadline, p)
+		})
+		c.schedule(deadline, func() {
+			if !handled {
+				once(backend.Result{Outcome: backend.Unknown, Err: "timeout: node paused"})
+			}
+		})
 		return
 	}
+	c.start(n, op, deadline, p)
+}
+
+// start hands a client request to a running node; the client gives up at
+// deadline (an earlier one: at once).
+func (c *Cluster) start(n *node, op backend.Op, deadline int64, p *pending) {
+	once := p.done
 	switch op.Kind {
 	case backend.Put:
 		cmd := sm.Command{ClientID: op.ClientID, Seq: op.Seq, Op: sm.OpPut, Key: op.Key, Value: []byte(op.Value)}
@@ -711,8 +856,7 @@ func (c *Cluster) Do(id string, op backend.Op, timeout time.Duration, done func(
 			once(backend.Result{Outcome: backend.Unknown, Err: "timeout"})
 		})
 	case backend.Get:
-		c.readSeq++
-		ctx := fmt.Sprintf("r%d", c.readSeq)
+		ctx := c.readContext(n)
 		if err := n.rn.ReadIndex([]byte(ctx)); err != nil {
 			once(backend.Result{Outcome: backend.Failed, Err: err.Error()})
 			return
