@@ -2,11 +2,13 @@ package kvserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -138,22 +140,45 @@ func orDash(s string) string {
 // MembershipRequest is the body of the membership calls. ExpectConfigIndex
 // is required: the call fails with 409 config_moved if the configuration
 // index is no longer it.
+//
+// A membership call checks everything before it does anything: the request
+// (400), the leadership (421), the configuration index (409 config_moved),
+// every rule raftcore applies to the change and the addresses (409
+// refused). Only a call that passed them all writes its address records and
+// its configuration entry, in one step of the loop, the records first. A
+// refused call changes nothing: no address is recorded or taken into use.
 type MembershipRequest struct {
-	ID                string   `json:"id,omitempty"`
+	ID string `json:"id,omitempty"`
+	// Address is add-learner's peer address of the new member. It is
+	// written to the log just before the configuration entry, and every
+	// node (the leader too) takes it into use when it applies that record.
+	// A member is never re-addressed: add-learner of a member is refused.
+	// No call changes a member's address in place; to move one, remove it
+	// (remove-member) and add it again with its new address.
 	Address           string   `json:"address,omitempty"`
 	Voters            []string `json:"voters,omitempty"`
 	ExpectConfigIndex *uint64  `json:"expect_config_index"`
 	// WaitMs: how long commit-new waits for the joint entry's commit, and
-	// transfer-leader for the new leader (default 0: report at once).
+	// transfer-leader for the new leader (default 0: report at once). At
+	// most MaxWaitMs; larger or negative values are refused with 400.
 	WaitMs int `json:"wait_ms,omitempty"`
 	// To is transfer-leader's target.
 	To string `json:"to,omitempty"`
 	// Addresses gives enter-joint and change-voters the peer addresses of
 	// new voters that were never learners (the unsafe modes skip the
-	// learner stage); unknown ones are written to the log first, as
-	// add-learner does.
+	// learner stage), keyed by id; every id must be one of Voters. The
+	// address of a current member must be the one in use (or left out).
+	// A new voter's address is written to the log before the configuration
+	// entry, as add-learner does; the other nodes take it into use when
+	// they apply the record, the leader as soon as it appended the change
+	// (the new voter may be needed in the quorum that commits its record).
+	// A new voter without an address known or given is refused.
 	Addresses map[string]string `json:"addresses,omitempty"`
 }
+
+// MaxWaitMs is the largest wait_ms an admin call accepts (one minute). A
+// larger value is refused with 400 bad_request, not clamped.
+const MaxWaitMs = 60000
 
 // MembershipResponse answers a membership call.
 type MembershipResponse struct {
@@ -201,12 +226,9 @@ func (s *Server) adminHandler() http.Handler {
 	s.mountHealth(mux)
 	auth := func(h func(http.ResponseWriter, *http.Request)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if s.cfg.AdminToken != "" {
-				got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-				if subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.AdminToken)) != 1 {
-					writeJSON(w, http.StatusUnauthorized, AdminError{Error: "the admin plane needs Authorization: Bearer <token> (--admin-token)", Code: "unauthorized"})
-					return
-				}
+			if s.cfg.AdminToken != "" && !tokenOK(r.Header.Get("Authorization"), s.cfg.AdminToken) {
+				writeJSON(w, http.StatusUnauthorized, AdminError{Error: `the admin plane needs the header "Authorization: Bearer <token>" (exactly: "Bearer", one space, the --admin-token value)`, Code: "unauthorized"})
+				return
 			}
 			w.Header().Set(HeaderNode, s.cfg.ID)
 			h(w, r)
@@ -234,6 +256,15 @@ func (s *Server) adminHandler() http.Handler {
 		writeJSON(w, http.StatusNotFound, AdminError{Error: "no admin call " + r.Method + " " + r.URL.Path + "; see the kvserver package documentation", Code: "not_found"})
 	})
 	return mux
+}
+
+// tokenOK reports whether an Authorization header is exactly "Bearer "
+// followed by token. The compare takes the same time whatever the header
+// (both sides are hashed first, so not even the length shows).
+func tokenOK(header, token string) bool {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	a, b := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1 && ok
 }
 
 func (s *Server) adminStatus(w http.ResponseWriter, r *http.Request) {
@@ -292,6 +323,19 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 	return true
 }
 
+// decodeMembership decodes the body of a membership call and checks its
+// wait_ms bound.
+func decodeMembership(w http.ResponseWriter, r *http.Request, req *MembershipRequest) bool {
+	if !decodeBody(w, r, req) {
+		return false
+	}
+	if req.WaitMs < 0 || req.WaitMs > MaxWaitMs {
+		writeJSON(w, http.StatusBadRequest, AdminError{Error: fmt.Sprintf("wait_ms must be between 0 and %d (one minute); it is %d", MaxWaitMs, req.WaitMs), Code: "bad_request"})
+		return false
+	}
+	return true
+}
+
 // membershipErr answers a refused change.
 func (s *Server) membershipErr(w http.ResponseWriter, err error, lead string, cfgIndex uint64) {
 	switch {
@@ -307,19 +351,28 @@ func (s *Server) membershipErr(w http.ResponseWriter, err error, lead string, cf
 func (s *Server) membership(op string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req MembershipRequest
-		if !decodeBody(w, r, &req) {
+		if !decodeMembership(w, r, &req) {
 			return
 		}
+		bad := func(msg string) {
+			writeJSON(w, http.StatusBadRequest, AdminError{Error: msg, Code: "bad_request"})
+		}
 		if req.ExpectConfigIndex == nil {
-			writeJSON(w, http.StatusBadRequest, AdminError{Error: "expect_config_index is required (the configuration index from /admin/status)", Code: "bad_request"})
+			bad("expect_config_index is required (the configuration index from /admin/status)")
 			return
 		}
 		expect := *req.ExpectConfigIndex
+		if expect == 0 {
+			// Zero would switch the compare-and-set off in raftcore; no
+			// configuration lives at index 0 once a cluster exists.
+			bad("expect_config_index must be the current configuration index (not 0)")
+			return
+		}
 		var cc raftcore.ConfChange
 		switch op {
 		case "add-learner", "remove-member":
 			if req.ID == "" {
-				writeJSON(w, http.StatusBadRequest, AdminError{Error: op + " needs an id", Code: "bad_request"})
+				bad(op + " needs an id")
 				return
 			}
 			cc = raftcore.ConfChange{Op: raftcore.OpAddLearner, ID: req.ID}
@@ -328,7 +381,7 @@ func (s *Server) membership(op string) http.HandlerFunc {
 			}
 		case "enter-joint", "change-voters":
 			if len(req.Voters) == 0 {
-				writeJSON(w, http.StatusBadRequest, AdminError{Error: op + " needs voters", Code: "bad_request"})
+				bad(op + " needs voters")
 				return
 			}
 			cc = raftcore.ConfChange{Op: raftcore.OpEnterJoint, Voters: req.Voters}
@@ -336,15 +389,27 @@ func (s *Server) membership(op string) http.HandlerFunc {
 			cc = raftcore.ConfChange{Op: raftcore.OpLeaveJoint}
 		}
 		cc.ExpectConfigIndex = expect
-		if expect == 0 {
-			// Zero would switch the compare-and-set off in raftcore; no
-			// configuration lives at index 0 once a cluster exists.
-			writeJSON(w, http.StatusBadRequest, AdminError{Error: "expect_config_index must be the current configuration index (not 0)", Code: "bad_request"})
+		if req.Address != "" {
+			if op != "add-learner" {
+				bad(`"address" is add-learner's; enter-joint and change-voters take "addresses" {"id": "host:port"}`)
+				return
+			}
+			if err := checkAddr(req.ID, req.Address); err != nil {
+				bad(err.Error())
+				return
+			}
+		}
+		if len(req.Addresses) > 0 && op != "enter-joint" && op != "change-voters" {
+			bad(`"addresses" is for enter-joint and change-voters; add-learner takes "address"`)
 			return
 		}
-		if req.Address != "" {
-			if _, err := ParsePeers(req.ID + "=" + req.Address); err != nil {
-				writeJSON(w, http.StatusBadRequest, AdminError{Error: "address: " + err.Error(), Code: "bad_request"})
+		for _, id := range slices.Sorted(maps.Keys(req.Addresses)) {
+			if !slices.Contains(req.Voters, id) {
+				bad(fmt.Sprintf("addresses names %s, which is not one of the voters %v", id, req.Voters))
+				return
+			}
+			if err := checkAddr(id, req.Addresses[id]); err != nil {
+				bad(err.Error())
 				return
 			}
 		}
@@ -358,14 +423,6 @@ func (s *Server) membership(op string) http.HandlerFunc {
 			rn := s.n.rn
 			bs := rn.BasicStatus()
 			lead, cur = bs.Lead, bs.ConfigIndex
-			if bs.State != raftcore.StateLeader {
-				err = fmt.Errorf("%w: %s is %s (leader: %s)", raftcore.ErrNotLeader, s.cfg.ID, bs.State, orDash(bs.Lead))
-				return
-			}
-			if bs.ConfigIndex != expect {
-				err = fmt.Errorf("%w: expected %d, is %d", raftcore.ErrConfigIndexMismatch, expect, bs.ConfigIndex)
-				return
-			}
 			if op == "change-voters" {
 				var learners []string
 				for _, l := range bs.Config.Learners {
@@ -375,31 +432,41 @@ func (s *Server) membership(op string) http.HandlerFunc {
 				}
 				cc = raftcore.ConfChange{Op: raftcore.OpOneStep, Target: raftcore.NewConfig(req.Voters, learners...), ExpectConfigIndex: expect}
 			}
-			if op == "add-learner" && req.Address != "" {
-				// The address goes in the log first, so that every node
-				// (and every later leader) can reach the learner.
-				s.n.tr.setAddr(req.ID, req.Address)
-				if err = rn.Propose(encodeAddrRecord(req.ID, req.Address)); err != nil {
+			// Every refusal first: nothing is proposed or taken into use
+			// for a call that is refused.
+			if err = s.checkChange(bs, cc); err != nil {
+				return
+			}
+			var records map[string]string
+			if records, err = s.addressRecords(op, req, bs.Config); err != nil {
+				return
+			}
+			// The records go in the log just before the configuration
+			// entry, in the same step: every node that has the entry has
+			// them, and applies them before it.
+			for _, id := range slices.Sorted(maps.Keys(records)) {
+				if err = rn.Propose(encodeAddrRecord(id, records[id])); err != nil {
+					s.n.logf("admin %s: address record of %s not proposed after the checks passed: %v", op, id, err)
 					return
 				}
 			}
-			if op == "enter-joint" || op == "change-voters" {
-				for _, id := range slices.Sorted(maps.Keys(req.Addresses)) {
-					if !slices.Contains(req.Voters, id) || s.n.tr.addr(id) != "" {
-						continue
-					}
-					s.n.tr.setAddr(id, req.Addresses[id])
-					if err = rn.Propose(encodeAddrRecord(id, req.Addresses[id])); err != nil {
-						return
-					}
-				}
-			}
-			if op == "add-learner" && req.Address == "" && s.n.tr.addr(req.ID) == "" {
-				err = fmt.Errorf("no address known for %s: pass \"address\"", req.ID)
-				return
-			}
 			if err = rn.ProposeConfChange(cc); err != nil {
+				if len(records) > 0 {
+					// checkChange is out of step with raftcore. The records
+					// name only non-members, and no record re-addresses a
+					// member when applied (node.apply).
+					s.n.logf("admin %s: refused by raftcore after its checks passed, with address records %v proposed: %v", op, records, err)
+				}
 				return
+			}
+			if op != "add-learner" {
+				// A new voter may be needed to commit the change and its own
+				// record (the leader and it may be a quorum of C_new), so
+				// the leader reaches it at once. Only non-members are in
+				// records: no member is re-addressed.
+				for id, a := range records {
+					s.n.tr.setAddr(id, a)
+				}
 			}
 			after := rn.BasicStatus()
 			resp = MembershipResponse{ConfigIndex: after.ConfigIndex, Config: configJSON(after.Config), Committed: after.ConfigIndex <= after.Commit, Leader: after.Lead}
@@ -415,12 +482,78 @@ func (s *Server) membership(op string) http.HandlerFunc {
 	}
 }
 
+// checkAddr checks a peer address given for id.
+func checkAddr(id, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("address %q of %s: %v (want host:port)", addr, id, err)
+	}
+	return nil
+}
+
+// errNoInPlaceMove ends the refusals that would re-address a member.
+const errNoInPlaceMove = "no call changes a member's address in place: to move it, remove it (remove-member) and add it again with the new address (add-learner)"
+
+// addressRecords returns the address records a membership call writes
+// before its configuration entry, or why the call is refused: it never
+// re-addresses a member, and never adds a member no address is known for.
+// cur is the current configuration. Loop only.
+func (s *Server) addressRecords(op string, req MembershipRequest, cur raftcore.Config) (map[string]string, error) {
+	book := s.n.tr.addrBook()
+	records := map[string]string{}
+	switch op {
+	case "add-learner":
+		// checkChange refused a member already.
+		switch {
+		case req.Address != "":
+			records[req.ID] = req.Address
+		case book[req.ID] == "":
+			return nil, fmt.Errorf("%w: no address known for %s: pass \"address\"", raftcore.ErrInvalidConfig, req.ID)
+		}
+	case "enter-joint", "change-voters":
+		for _, id := range slices.Sorted(maps.Keys(req.Addresses)) {
+			a := req.Addresses[id]
+			if !cur.IsMember(id) {
+				records[id] = a
+				continue
+			}
+			if book[id] != a {
+				return nil, fmt.Errorf("%w: %s is already a member of %s, at %q, not %q; %s does not change a member's address (%s)",
+					raftcore.ErrInvalidConfig, id, cur, book[id], a, op, errNoInPlaceMove)
+			}
+		}
+		for _, id := range req.Voters {
+			if !cur.IsMember(id) && records[id] == "" && book[id] == "" {
+				return nil, fmt.Errorf("%w: no address known for the new voter %s: pass it in \"addresses\"", raftcore.ErrInvalidConfig, id)
+			}
+		}
+	}
+	return records, nil
+}
+
+// checkChange refuses, without changing anything, every change that
+// raftcore's ProposeConfChange would refuse (it asks raftcore's own check),
+// with a more helpful message where a user tripped. bs is the leader's
+// BasicStatus. Loop only.
+func (s *Server) checkChange(bs raftcore.Status, cc raftcore.ConfChange) error {
+	_, err := s.n.rn.CheckConfChange(cc)
+	if errors.Is(err, raftcore.ErrInvalidConfig) && cc.Op == raftcore.OpAddLearner && cc.ID != "" && bs.Config.IsMember(cc.ID) {
+		role := "voter"
+		if bs.Config.IsLearner(cc.ID) {
+			role = "learner"
+		}
+		at := s.n.tr.addrBook()[cc.ID]
+		return fmt.Errorf("%w: %s is already a member (%s, at %q) of %s; add-learner adds a new member and never changes a member's address (%s)",
+			raftcore.ErrInvalidConfig, cc.ID, role, at, bs.Config, errNoInPlaceMove)
+	}
+	return err
+}
+
 // adminCommitNew reports (waiting up to wait_ms) whether the joint entry at
 // expect_config_index is committed: 200 committed, 202 pending, 409 if the
 // configuration moved.
 func (s *Server) adminCommitNew(w http.ResponseWriter, r *http.Request) {
 	var req MembershipRequest
-	if !decodeBody(w, r, &req) {
+	if !decodeMembership(w, r, &req) {
 		return
 	}
 	if req.ExpectConfigIndex == nil {
@@ -459,7 +592,7 @@ func (s *Server) adminCommitNew(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) adminTransfer(w http.ResponseWriter, r *http.Request) {
 	var req MembershipRequest
-	if !decodeBody(w, r, &req) {
+	if !decodeMembership(w, r, &req) {
 		return
 	}
 	if req.To == "" {

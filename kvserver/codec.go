@@ -1,6 +1,8 @@
 package kvserver
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,30 +15,50 @@ import (
 //
 //	uint32 length (big endian, of kind + payload) | uint8 kind | payload
 //
-// The first frame of a connection is a hello (the sender's id and
-// advertised address). A message is one frame, except MsgSnap: its message
+// A connection opens with a handshake. The accepting node first sends a
+// challenge: the wire version, a fresh random nonce and whether it requires
+// a peer token. The dialing node answers with a hello: the wire version,
+// its id, peer and client addresses, and a proof, HMAC-SHA256 keyed with
+// the peer token (--peer-token) of the version, the nonce and the hello's
+// fields (helloProof), or nothing without a token. A node with a token
+// takes nothing from a connection before the proof checks out (compared in
+// constant time); the token itself never crosses the wire, and a proof is
+// good for its connection only. Only the dialer is authenticated, and only
+// at the start: the frames that follow are neither encrypted nor signed.
+//
+// After the hello, a message is one frame, except MsgSnap: its message
 // frame carries the snapshot without data and the data's length, and the
 // data follows in chunk frames of at most snapChunk bytes, so that a large
-// snapshot never has to fit in one frame.
+// snapshot never has to fit in one frame. The sender streams the chunks
+// (progress-based deadlines, transport.go); the receiver refuses a length
+// above its --max-snapshot-bytes and takes memory only as chunks arrive.
 const (
 	frameHello byte = iota + 1
 	frameMsg
 	frameSnapHeader
 	frameSnapChunk
+	frameChallenge
 )
 
 const (
-	// wireVersion 2 added Message.Round (heartbeat rounds for ReadIndex).
+	// wireVersion 2 added Message.Round (heartbeat rounds for ReadIndex);
+	// 3 added the challenge and the hello's proof (peer authentication).
 	// A node refuses frames of another version: members of one cluster
-	// must run the same wire version (no rolling upgrade from 1 to 2).
-	wireVersion = 2
+	// must run the same wire version (no rolling upgrade from 2 to 3).
+	wireVersion = 3
 	// maxFrame bounds a frame; a larger length is a corrupt or hostile
-	// stream and closes the connection.
-	maxFrame = 64 << 20
+	// stream and closes the connection. A frame's memory is taken as its
+	// bytes arrive (frameStep at a time, doubling), not on its length.
+	maxFrame  = 64 << 20
+	frameStep = 64 << 10
+	// maxHandshakeFrame bounds the challenge and the hello, read before
+	// the peer is known.
+	maxHandshakeFrame = 4 << 10
 	// snapChunk is the size of a snapshot data chunk.
 	snapChunk = 1 << 20
-	// maxSnapshot bounds a snapshot received from a peer.
-	maxSnapshot = 4 << 30
+	// nonceSize is the challenge's nonce length; proofSize an HMAC-SHA256.
+	nonceSize = 32
+	proofSize = sha256.Size
 )
 
 var errBadFrame = errors.New("kvserver: malformed peer frame")
@@ -128,7 +150,8 @@ func (d *decoder) bytes() []byte {
 }
 
 // decodeMessage decodes a message; snapLen is the length of the snapshot
-// data that follows in chunks (the snapshot's Data is nil).
+// data that follows in chunks (the snapshot's Data is nil). The caller
+// bounds snapLen (Config.MaxSnapshotBytes).
 func decodeMessage(b []byte) (m raftcore.Message, snapLen uint64, err error) {
 	d := decoder{b: b}
 	if d.byte() != wireVersion {
@@ -180,9 +203,6 @@ func decodeMessage(b []byte) (m raftcore.Message, snapLen uint64, err error) {
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", errBadFrame, len(d.b))
 	}
-	if d.err == nil && snapLen > maxSnapshot {
-		d.err = fmt.Errorf("%w: snapshot of %d bytes", errBadFrame, snapLen)
-	}
 	return m, snapLen, d.err
 }
 
@@ -199,7 +219,8 @@ func (w *frameWriter) end(at int) {
 	binary.BigEndian.PutUint32(w.buf[at:], uint32(len(w.buf)-at-4))
 }
 
-// writeMessage appends m's frames: one, or a header and chunks for MsgSnap.
+// writeMessage appends m's frames: one, or a header and chunks for MsgSnap
+// (the transport streams those instead: writeSnapHeader, writeSnapChunk).
 func (w *frameWriter) writeMessage(m *raftcore.Message) {
 	if m.Snapshot == nil {
 		at := w.begin(frameMsg)
@@ -207,81 +228,199 @@ func (w *frameWriter) writeMessage(m *raftcore.Message) {
 		w.end(at)
 		return
 	}
-	at := w.begin(frameSnapHeader)
-	w.buf = appendMessage(w.buf, m)
-	w.end(at)
-	data := m.Snapshot.Data
-	for len(data) > 0 {
+	w.writeSnapHeader(m)
+	for data := m.Snapshot.Data; len(data) > 0; {
 		n := min(len(data), snapChunk)
-		at := w.begin(frameSnapChunk)
-		w.buf = append(w.buf, data[:n]...)
-		w.end(at)
+		w.writeSnapChunk(data[:n])
 		data = data[n:]
 	}
 }
 
-// writeHello announces the sender: its id, peer address and client address.
+// writeSnapHeader appends a MsgSnap's message frame (without the data).
+func (w *frameWriter) writeSnapHeader(m *raftcore.Message) {
+	at := w.begin(frameSnapHeader)
+	w.buf = appendMessage(w.buf, m)
+	w.end(at)
+}
+
+// writeSnapChunk appends one chunk frame of snapshot data (at most
+// snapChunk bytes).
+func (w *frameWriter) writeSnapChunk(data []byte) {
+	at := w.begin(frameSnapChunk)
+	w.buf = append(w.buf, data...)
+	w.end(at)
+}
+
+// writeChallenge opens a connection on the accepting side.
+func (w *frameWriter) writeChallenge(nonce []byte, tokenRequired bool) {
+	at := w.begin(frameChallenge)
+	w.buf = append(w.buf, wireVersion)
+	w.buf = appendBytes(w.buf, nonce)
+	var flags byte
+	if tokenRequired {
+		flags |= 1
+	}
+	w.buf = append(w.buf, flags)
+	w.end(at)
+}
+
+func decodeChallenge(b []byte) (nonce []byte, tokenRequired bool, err error) {
+	d := decoder{b: b}
+	if v := d.byte(); d.err == nil && v != wireVersion {
+		return nil, false, fmt.Errorf("%w: the peer speaks wire version %d, this node %d", errBadFrame, v, wireVersion)
+	}
+	nonce = d.bytes()
+	flags := d.byte()
+	if d.err == nil && len(nonce) != nonceSize {
+		d.err = fmt.Errorf("%w: challenge nonce of %d bytes", errBadFrame, len(nonce))
+	}
+	return nonce, flags&1 != 0, d.err
+}
+
+// hello is what a dialing node announces: its id, peer address and client
+// address, and its proof of the peer token (nil without a token).
+type hello struct {
+	id, peerAddr, clientAddr string
+	proof                    []byte
+}
+
+// writeHello announces the sender without a proof (a node without a peer
+// token).
 func (w *frameWriter) writeHello(id, peerAddr, clientAddr string) {
+	w.writeAuthHello(hello{id: id, peerAddr: peerAddr, clientAddr: clientAddr})
+}
+
+// writeAuthHello announces the sender with h.proof (helloProof).
+func (w *frameWriter) writeAuthHello(h hello) {
 	at := w.begin(frameHello)
 	w.buf = append(w.buf, wireVersion)
-	w.buf = appendString(w.buf, id)
-	w.buf = appendString(w.buf, peerAddr)
-	w.buf = appendString(w.buf, clientAddr)
+	w.buf = appendString(w.buf, h.id)
+	w.buf = appendString(w.buf, h.peerAddr)
+	w.buf = appendString(w.buf, h.clientAddr)
+	w.buf = appendBytes(w.buf, h.proof)
 	w.end(at)
+}
+
+// helloProof is the proof a hello carries: HMAC-SHA256 keyed with the peer
+// token of the wire version, the challenge's nonce and the hello's fields,
+// so that it holds for this connection and this sender only.
+func helloProof(token string, nonce []byte, h hello) []byte {
+	mac := hmac.New(sha256.New, []byte(token))
+	b := append([]byte("raft-kv peer hello"), wireVersion)
+	b = appendBytes(b, nonce)
+	b = appendString(b, h.id)
+	b = appendString(b, h.peerAddr)
+	b = appendString(b, h.clientAddr)
+	mac.Write(b)
+	return mac.Sum(nil)
+}
+
+// validProof reports, in constant time, whether h proves token for nonce.
+func validProof(token string, nonce []byte, h hello) bool {
+	return len(h.proof) == proofSize && hmac.Equal(h.proof, helloProof(token, nonce, h))
 }
 
 // readFrame reads one frame into buf (reused when large enough; pass nil
 // when the payload must outlive the next read, as decoded entries alias it).
 func readFrame(r io.Reader, buf []byte) (kind byte, payload []byte, err error) {
+	return readFrameMax(r, buf, maxFrame)
+}
+
+// readFrameMax reads a frame of at most limit bytes. Beyond buf's capacity
+// it takes memory as the payload arrives, so that a length that is a lie
+// costs at most about what was actually sent.
+func readFrameMax(r io.Reader, buf []byte, limit uint32) (kind byte, payload []byte, err error) {
 	var hdr [5]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(hdr[:4])
-	if n == 0 || n > maxFrame {
+	if n == 0 || n > limit {
 		return 0, nil, fmt.Errorf("%w: frame length %d", errBadFrame, n)
 	}
-	if cap(buf) < int(n-1) {
-		buf = make([]byte, n-1)
+	size := int(n - 1)
+	if cap(buf) >= size {
+		buf = buf[:size]
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return 0, nil, unexpectedEOF(err)
+		}
+		return hdr[4], buf, nil
 	}
-	buf = buf[:n-1]
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return 0, nil, err
+	buf = make([]byte, 0, min(size, frameStep))
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(size, 2*cap(buf)))
+			copy(grown, buf)
+			buf = grown
+		}
+		k, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			return 0, nil, unexpectedEOF(err)
+		}
 	}
 	return hdr[4], buf, nil
 }
 
-func decodeHello(b []byte) (id, peerAddr, clientAddr string, err error) {
-	d := decoder{b: b}
-	if d.byte() != wireVersion {
-		return "", "", "", fmt.Errorf("%w: hello version", errBadFrame)
+// unexpectedEOF: a stream that ends inside a frame did not end cleanly.
+func unexpectedEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.ErrUnexpectedEOF
 	}
-	id = string(d.bytes())
-	peerAddr = string(d.bytes())
-	clientAddr = string(d.bytes())
-	if d.err == nil && id == "" {
-		d.err = fmt.Errorf("%w: hello without an id", errBadFrame)
-	}
-	return id, peerAddr, clientAddr, d.err
+	return err
 }
 
-// snapAssembler collects a MsgSnap's chunks.
+func decodeHello(b []byte) (id, peerAddr, clientAddr string, err error) {
+	h, err := decodeAuthHello(b)
+	return h.id, h.peerAddr, h.clientAddr, err
+}
+
+func decodeAuthHello(b []byte) (h hello, err error) {
+	d := decoder{b: b}
+	if v := d.byte(); d.err == nil && v != wireVersion {
+		return h, fmt.Errorf("%w: the peer speaks wire version %d, this node %d", errBadFrame, v, wireVersion)
+	}
+	h.id = string(d.bytes())
+	h.peerAddr = string(d.bytes())
+	h.clientAddr = string(d.bytes())
+	if p := d.bytes(); len(p) > 0 {
+		h.proof = p
+	}
+	if d.err == nil && h.id == "" {
+		d.err = fmt.Errorf("%w: hello without an id", errBadFrame)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes in the hello", errBadFrame, len(d.b))
+	}
+	return h, d.err
+}
+
+// snapAssembler collects a MsgSnap's chunks. Its buffer grows as chunks
+// arrive (doubling, never beyond the announced length), so a header alone
+// costs nothing; the caller bounds the announced length.
 type snapAssembler struct {
 	msg  *raftcore.Message
 	want uint64
 	data []byte
 }
 
-// add takes a frame; it returns the completed message when the last chunk
-// arrived.
+// header starts a snapshot of n bytes; it returns the message at once when
+// n is 0.
 func (a *snapAssembler) header(m raftcore.Message, n uint64) (*raftcore.Message, bool) {
-	a.msg, a.want, a.data = &m, n, make([]byte, 0, n)
+	a.msg, a.want, a.data = &m, n, nil
 	return a.complete()
 }
 
+// chunk takes a chunk frame; it returns the completed message when the
+// last chunk arrived.
 func (a *snapAssembler) chunk(b []byte) (*raftcore.Message, bool, error) {
-	if a.msg == nil || uint64(len(a.data)+len(b)) > a.want {
+	if a.msg == nil || uint64(len(a.data))+uint64(len(b)) > a.want {
 		return nil, false, fmt.Errorf("%w: unexpected snapshot chunk", errBadFrame)
+	}
+	if need := len(a.data) + len(b); need > cap(a.data) {
+		grown := make([]byte, len(a.data), int(min(a.want, uint64(max(need, 2*cap(a.data))))))
+		copy(grown, a.data)
+		a.data = grown
 	}
 	a.data = append(a.data, b...)
 	m, ok := a.complete()

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -56,8 +57,28 @@ type Config struct {
 	MaxKeyBytes, MaxValueBytes, MaxBodyBytes int
 	// RequestTimeout bounds how long a client request waits for commit.
 	RequestTimeout time.Duration
+	// PeerToken, when set, is the cluster's shared peer secret: this node
+	// takes no message from a peer connection before the peer proved it
+	// holds the token (an HMAC-SHA256 of a nonce this node chose, so the
+	// token never crosses the wire), and proves it in turn when it dials.
+	// Every member needs the same token. Empty: peers are not
+	// authenticated (fine on loopback; see the package doc).
+	PeerToken string
+	// MaxSnapshotBytes bounds a snapshot received from a peer; a larger
+	// one is refused (the connection closed). Memory for a snapshot grows
+	// as its chunks arrive, never ahead of them.
+	MaxSnapshotBytes int64
+	// PeerStallTimeout: a write to a peer that makes no progress for this
+	// long fails, and the connection is redialed. Each written byte pushes
+	// the deadline back, so a large snapshot over a slow but live link
+	// completes; a stalled one is reported failed to raftcore, which
+	// sends it again.
+	PeerStallTimeout time.Duration
 	// Logf, when set, receives the node's log lines.
 	Logf func(format string, args ...any)
+
+	// peerDial, when set (tests), dials peers instead of net.DialTimeout.
+	peerDial func(addr string, timeout time.Duration) (net.Conn, error)
 }
 
 // Defaults of the tunables.
@@ -70,6 +91,8 @@ const (
 	DefaultMaxKeyBytes      = 1024
 	DefaultMaxValueBytes    = 1 << 20
 	DefaultRequestTimeout   = 5 * time.Second
+	DefaultMaxSnapshotBytes = 1 << 30
+	DefaultPeerStallTimeout = 5 * time.Second
 )
 
 // ErrUsage marks a configuration error: the command prints it and exits 2.
@@ -102,6 +125,9 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 		snapEntries, snapKeep                               uint64
 		maxKey, maxValue, maxBody                           int
 		join                                                bool
+		peerToken                                           string
+		maxSnap                                             int64
+		peerStall                                           time.Duration
 	)
 	fs.StringVar(&id, "id", "", "this node's id, e.g. kv-0 (env RAFT_KV_ID, then POD_NAME)")
 	fs.StringVar(&peers, "peers", "", "members as id=host:port,... (the founding voters unless --join)")
@@ -123,6 +149,10 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	fs.IntVar(&maxValue, "max-value-bytes", DefaultMaxValueBytes, "largest value accepted")
 	fs.IntVar(&maxBody, "max-body-bytes", 0, "largest request body accepted (default: max-value-bytes*2+1024)")
 	fs.DurationVar(&reqTimeout, "request-timeout", DefaultRequestTimeout, "how long a request waits for commit")
+	fs.StringVar(&peerToken, "peer-token", "", "shared secret a peer must prove (HMAC of a nonce, never sent) before its messages are taken; the same on every member; "+
+		"prefer env RAFT_KV_PEER_TOKEN (default none: only for loopback)")
+	fs.Int64Var(&maxSnap, "max-snapshot-bytes", DefaultMaxSnapshotBytes, "largest snapshot accepted from a peer (must exceed the leader's snapshot size)")
+	fs.DurationVar(&peerStall, "peer-stall-timeout", DefaultPeerStallTimeout, "a peer write (a snapshot included) that makes no progress this long fails and is retried")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, usagef("%v", err)
 	}
@@ -167,6 +197,7 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 		Mode: m, AdminToken: token,
 		MaxKeyBytes: maxKey, MaxValueBytes: maxValue, MaxBodyBytes: maxBody,
 		RequestTimeout: reqTimeout,
+		PeerToken:      peerToken, MaxSnapshotBytes: maxSnap, PeerStallTimeout: peerStall,
 	}
 	return c, c.Validate()
 }
@@ -217,6 +248,10 @@ func (c *Config) Validate() error {
 		return usagef("--max-key-bytes and --max-value-bytes must be positive")
 	case c.RequestTimeout <= 0:
 		return usagef("--request-timeout must be positive")
+	case c.MaxSnapshotBytes < 0 || uint64(c.MaxSnapshotBytes) > math.MaxInt:
+		return usagef("--max-snapshot-bytes must be positive")
+	case c.PeerStallTimeout < 0:
+		return usagef("--peer-stall-timeout must be positive")
 	}
 	if _, ok := c.Peers[c.ID]; !ok && !c.Join {
 		ids := make([]string, 0, len(c.Peers))
@@ -243,6 +278,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 2*c.MaxValueBytes + 1024
+	}
+	if c.MaxSnapshotBytes == 0 {
+		c.MaxSnapshotBytes = DefaultMaxSnapshotBytes
+	}
+	if c.PeerStallTimeout == 0 {
+		c.PeerStallTimeout = DefaultPeerStallTimeout
 	}
 	if c.SnapshotEntries == 0 && c.SnapshotInterval == 0 {
 		c.SnapshotEntries = DefaultSnapshotEntries

@@ -1,6 +1,7 @@
 package kvserver
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/raftlab/raftlab/kvserver/sm"
@@ -16,7 +18,9 @@ import (
 // Headers of the client API.
 const (
 	// HeaderClientID and HeaderSeq name a write's session: a retry with the
-	// same pair is applied at most once and answered with the first result.
+	// same pair (and the same command) is applied at most once and answered
+	// with the first result; another command under a pair already applied
+	// is refused (409 request_mismatch).
 	HeaderClientID = "X-Client-Id"
 	HeaderSeq      = "X-Request-Seq"
 	// HeaderNode and HeaderLeader are on every response: who answered, and
@@ -28,9 +32,18 @@ const (
 
 const maxClientIDBytes = 128
 
-// WriteRequest is the body of PUT and POST /kv/{key}.
+// WriteRequest is the body of PUT and POST /kv/{key}. A value is bytes; the
+// body gives it in exactly one of two ways.
 type WriteRequest struct {
-	Value *string `json:"value"`
+	// Value is the value as text, stored as its UTF-8 bytes. JSON text is
+	// UTF-8, so a body with bytes that are not (or a string with a \u
+	// escape of a lone surrogate, such as "\ud800") is refused, never
+	// stored with U+FFFD in their place: a value that is not UTF-8 text
+	// goes as ValueB64.
+	Value *string `json:"value,omitempty"`
+	// ValueB64 is the value in standard base64 (RFC 4648 §4, with
+	// padding): any bytes.
+	ValueB64 *string `json:"value_b64,omitempty"`
 }
 
 // WriteResponse answers a write.
@@ -40,27 +53,117 @@ type WriteResponse struct {
 	Index uint64 `json:"index"`
 	// Existed: the key had a value before.
 	Existed bool `json:"existed"`
-	// Duplicate: this (client id, seq) was applied before (also when a late
-	// copy arrives after newer requests of the client); this is the first
-	// result, and Index the entry that answered (the copy's or the first's).
+	// Duplicate: this request (client id, seq, and the same command) was
+	// applied before (also when a late copy arrives after newer requests of
+	// the client); this is the first result, and Index the entry that
+	// answered (the copy's or the first's).
 	Duplicate bool `json:"duplicate,omitempty"`
 }
 
-// ReadResponse answers a GET.
+// ReadResponse answers a GET. Exactly one of Value and ValueB64 is set.
 type ReadResponse struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
+	// Key is the key as text (bytes of it that are not UTF-8 show as
+	// U+FFFD).
+	Key string `json:"key"`
+	// Value is the value, when its bytes are valid UTF-8 (text).
+	Value *string `json:"value,omitempty"`
+	// ValueB64 is the value in standard base64, when its bytes are not
+	// valid UTF-8.
+	ValueB64 *string `json:"value_b64,omitempty"`
 	// Index is the applied index the read was served at.
 	Index uint64 `json:"index"`
+}
+
+// decodeValue takes the value out of a write's body; a message says why
+// the body is refused.
+func decodeValue(body []byte) (value []byte, refusal string) {
+	if !utf8.Valid(body) || hasLoneSurrogate(body) {
+		return nil, `the body is not UTF-8 text (bytes that are not UTF-8, or a \u escape of a lone surrogate such as "\ud800"): ` +
+			`a "value" is text; send a value that is not UTF-8 text as "value_b64" (standard base64)`
+	}
+	var req WriteRequest
+	if err := json.Unmarshal(body, &req); err != nil || (req.Value == nil && req.ValueB64 == nil) {
+		return nil, `the body must be JSON {"value": "..."} (UTF-8 text) or {"value_b64": "..."} (standard base64, any bytes)`
+	}
+	switch {
+	case req.Value != nil && req.ValueB64 != nil:
+		return nil, `give "value" or "value_b64", not both`
+	case req.Value != nil:
+		return []byte(*req.Value), ""
+	}
+	v, err := base64.StdEncoding.DecodeString(*req.ValueB64)
+	if err != nil {
+		return nil, `"value_b64" is not standard base64 (RFC 4648 §4, with padding): ` + err.Error()
+	}
+	return v, ""
+}
+
+// hasLoneSurrogate reports whether JSON text has a \u escape of a surrogate
+// that is not the high half of a pair followed by the low half, which
+// encoding/json would decode as U+FFFD. In valid JSON a backslash occurs
+// only in a string, starting an escape, so a scan from the start sees
+// every escape as one.
+func hasLoneSurrogate(b []byte) bool {
+	for i := 0; i+1 < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if b[i+1] != 'u' {
+			i++ // a two-byte escape, such as \\
+			continue
+		}
+		r, ok := hex4(b[i+2:])
+		if !ok {
+			return false // not JSON: Unmarshal refuses it
+		}
+		i += 5 // the escape's last byte
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF:
+			return true
+		case r >= 0xD800 && r <= 0xDBFF:
+			if len(b) < i+7 || b[i+1] != '\\' || b[i+2] != 'u' {
+				return true
+			}
+			if lo, ok := hex4(b[i+3:]); !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c -= 'a' - 10
+		case 'A' <= c && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 // ErrorResponse is every error's body.
 type ErrorResponse struct {
 	Error string `json:"error"`
-	// Outcome: failed (definitely not applied) or unknown (may be applied),
-	// of the request (client id and seq), not only of this attempt: a
-	// session_expired answer, for one, applied nothing for this attempt but
-	// is unknown since an earlier attempt may have been applied.
+	// Outcome: failed (definitely not applied) or unknown (may be applied).
+	// The state machine's answers (stale_request, request_mismatch,
+	// session_expired) are of the request (client id and seq), not only of
+	// this attempt: a session_expired answer, for one, applied nothing for
+	// this attempt but is unknown since an earlier attempt may have been
+	// applied. no_leader's failed is of this attempt (not proposed); see
+	// the package doc.
 	Outcome string `json:"outcome"`
 	// Code is a stable name for the error (not_found, key_too_large, ...).
 	Code      string `json:"code"`
@@ -166,17 +269,17 @@ func (s *Server) serveKV(w http.ResponseWriter, r *http.Request, op, key string)
 			s.fail(w, http.StatusBadRequest, OutcomeFailed, "bad_body", "reading the body: "+err.Error())
 			return "rejected"
 		}
-		var req WriteRequest
-		if err := json.Unmarshal(body, &req); err != nil || req.Value == nil {
-			s.fail(w, http.StatusBadRequest, OutcomeFailed, "bad_body", `the body must be JSON {"value": "..."}`)
+		value, refusal := decodeValue(body)
+		if refusal != "" {
+			s.fail(w, http.StatusBadRequest, OutcomeFailed, "bad_body", refusal)
 			return "rejected"
 		}
-		if len(*req.Value) > s.cfg.MaxValueBytes {
+		if len(value) > s.cfg.MaxValueBytes {
 			s.fail(w, http.StatusRequestEntityTooLarge, OutcomeFailed, "value_too_large",
-				fmt.Sprintf("value is %d bytes; the limit is %d (--max-value-bytes)", len(*req.Value), s.cfg.MaxValueBytes))
+				fmt.Sprintf("value is %d bytes; the limit is %d (--max-value-bytes)", len(value), s.cfg.MaxValueBytes))
 			return "rejected"
 		}
-		cmd.Op, cmd.Value = sm.OpPut, []byte(*req.Value)
+		cmd.Op, cmd.Value = sm.OpPut, value
 	}
 	cmd.ClientID = r.Header.Get(HeaderClientID)
 	if cmd.ClientID != "" {
@@ -203,6 +306,8 @@ func (s *Server) serveKV(w http.ResponseWriter, r *http.Request, op, key string)
 	switch {
 	case res.outcome == OutcomeOK:
 		writeJSON(w, http.StatusOK, WriteResponse{Outcome: OutcomeOK, Index: res.index, Existed: res.res.Existed, Duplicate: res.res.Duplicate})
+	case res.res.Mismatch:
+		s.fail(w, http.StatusConflict, res.outcome, "request_mismatch", res.err.Error())
 	case res.res.SessionExpired:
 		s.fail(w, http.StatusConflict, res.outcome, "session_expired", res.err.Error())
 	case res.res.Stale:
@@ -217,8 +322,7 @@ func (s *Server) serveKV(w http.ResponseWriter, r *http.Request, op, key string)
 
 // propose hands a write to the loop and waits for its result.
 func (s *Server) propose(r *http.Request, cmd sm.Command) writeResult {
-	p := &proposal{key: waitKey{cmd.ClientID, cmd.Seq}, data: cmd.Encode(), done: make(chan writeResult, 1),
-		deadline: time.Now().Add(s.cfg.RequestTimeout)}
+	p := newProposal(waitKey{cmd.ClientID, cmd.Seq}, cmd.Encode(), time.Now().Add(s.cfg.RequestTimeout))
 	timer := time.NewTimer(s.cfg.RequestTimeout + s.cfg.Heartbeat)
 	defer timer.Stop()
 	select {
@@ -241,7 +345,7 @@ func (s *Server) propose(r *http.Request, cmd sm.Command) writeResult {
 }
 
 func (s *Server) serveRead(w http.ResponseWriter, r *http.Request, key string) string {
-	rr := &readReq{key: key, done: make(chan readResult, 1), deadline: time.Now().Add(s.cfg.RequestTimeout)}
+	rr := newReadReq(key, time.Now().Add(s.cfg.RequestTimeout))
 	timer := time.NewTimer(s.cfg.RequestTimeout + s.cfg.Heartbeat)
 	defer timer.Stop()
 	var res readResult
@@ -270,6 +374,14 @@ func (s *Server) serveRead(w http.ResponseWriter, r *http.Request, key string) s
 		return "notfound"
 	}
 	s.leaderHeaders(w)
-	writeJSON(w, http.StatusOK, ReadResponse{Key: key, Value: string(res.value), Index: res.index})
+	out := ReadResponse{Key: key, Index: res.index}
+	if utf8.Valid(res.value) {
+		v := string(res.value)
+		out.Value = &v
+	} else {
+		v := base64.StdEncoding.EncodeToString(res.value)
+		out.ValueB64 = &v
+	}
+	writeJSON(w, http.StatusOK, out)
 	return OutcomeOK
 }

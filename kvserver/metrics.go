@@ -64,5 +64,8 @@ func (m *metrics) register(n *node) {
 		counter("raftkv_fsyncs_total", "WAL fsyncs.", func() float64 { return float64(n.st.Fsyncs()) }),
 		counter("raftkv_peer_messages_sent_total", "Messages written to peers.", func() float64 { return float64(n.tr.sent.Load()) }),
 		counter("raftkv_peer_messages_dropped_total", "Messages dropped (fault injection, full queue, unknown peer).", func() float64 { return float64(n.tr.dropped.Load()) }),
+		counter("raftkv_peer_auth_failures_total", "Inbound peer connections refused for a wrong or missing --peer-token.", func() float64 { return float64(n.tr.authFailures.Load()) }),
+		counter("raftkv_peer_snapshots_sent_total", "Snapshots written out whole to a peer.", func() float64 { return float64(n.tr.snapsSent.Load()) }),
+		counter("raftkv_peer_snapshots_failed_total", "Snapshots to a peer that failed (stalled, connection lost) or were dropped unsent.", func() float64 { return float64(n.tr.snapsFailed.Load()) }),
 	)
 }

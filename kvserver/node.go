@@ -36,11 +36,41 @@ type writeResult struct {
 	err     error
 }
 
+// A proposal is one attempt of a write: made by newProposal, answered
+// exactly once, by the loop, through answer.
 type proposal struct {
 	key      waitKey
 	data     []byte
-	done     chan writeResult // buffered 1
+	done     chan writeResult // capacity 1; only answer sends on it
 	deadline time.Time
+
+	// Loop-owned.
+	answered bool
+	// proposed: this attempt went into a ProposeBatch that succeeded.
+	proposed bool
+	// earlier: an earlier attempt of the request, which this one
+	// superseded, was proposed (and may still be applied).
+	earlier bool
+}
+
+func newProposal(key waitKey, data []byte, deadline time.Time) *proposal {
+	return &proposal{key: key, data: data, done: make(chan writeResult, 1), deadline: deadline}
+}
+
+// answer gives the attempt its result, once: it reports false, and sends
+// nothing, if the attempt was already answered. Only the loop calls it, and
+// nothing else sends on done, whose one slot is therefore free: the send
+// never blocks, whether or not anyone still waits for the answer.
+func (p *proposal) answer(r writeResult) bool {
+	if p.answered {
+		return false
+	}
+	p.answered = true
+	select {
+	case p.done <- r:
+	default: // unreachable (see above); never block the loop
+	}
+	return true
 }
 
 // readResult is what a waiting read gets.
@@ -51,11 +81,32 @@ type readResult struct {
 	failed error
 }
 
+// A readReq is one read: made by newReadReq, answered exactly once, by the
+// loop, through answer.
 type readReq struct {
 	key      string
-	done     chan readResult // buffered 1
+	done     chan readResult // capacity 1; only answer sends on it
 	deadline time.Time
-	index    uint64 // read point, once known
+	index    uint64 // read point, once known (loop-owned)
+	answered bool   // loop-owned
+}
+
+func newReadReq(key string, deadline time.Time) *readReq {
+	return &readReq{key: key, done: make(chan readResult, 1), deadline: deadline}
+}
+
+// answer gives the read its result, once; like proposal.answer it never
+// blocks.
+func (r *readReq) answer(res readResult) bool {
+	if r.answered {
+		return false
+	}
+	r.answered = true
+	select {
+	case r.done <- res:
+	default: // unreachable: done's one slot is free until answered
+	}
+	return true
 }
 
 // addrTag starts a normal entry that records a member's peer address (the
@@ -197,6 +248,13 @@ func (n *node) receive(m raftcore.Message) {
 
 // run is the loop. It handles one event (or a batch of queued proposals),
 // then every Ready: persist (one group-committed fsync), send, apply, advance.
+//
+// No send from the loop blocks on a client: every request is answered
+// through its answer method, once, into its own channel's one slot. The
+// loop's other sends: fatal (capacity 1, sent once, then the loop ends) and
+// syncc (the syncer's queue; a full queue waits for the syncer, which
+// never waits for the loop, or ends at a storage failure reported on
+// syncErr, which that wait also takes).
 func (n *node) run() {
 	go n.syncer()
 	defer func() {
@@ -239,24 +297,7 @@ func (n *node) run() {
 					break drain
 				}
 			}
-			datas = datas[:0]
-			for _, p := range props {
-				if old := n.waiters[p.key]; old != nil {
-					old.done <- writeResult{outcome: OutcomeUnknown, err: errors.New("superseded by a retry of the same request")}
-				}
-				n.waiters[p.key] = p
-				datas = append(datas, p.data)
-			}
-			n.stats.proposals.Add(uint64(len(props)))
-			if err := n.rn.ProposeBatch(datas); err != nil {
-				n.stats.proposalsFailed.Add(uint64(len(props)))
-				for _, p := range props {
-					if n.waiters[p.key] == p {
-						delete(n.waiters, p.key)
-					}
-					p.done <- writeResult{outcome: OutcomeFailed, err: err}
-				}
-			}
+			n.proposeBatch(props, datas[:0])
 			clear(props)
 		case r := <-n.readc:
 			n.queuedReads = append(n.queuedReads, r)
@@ -272,13 +313,72 @@ func (n *node) run() {
 		case f := <-n.callc:
 			f()
 		case err := <-n.syncErr:
-			n.fatal <- err
+			n.stop(err)
 			return
 		}
 		n.issueReads()
 		if err := n.handleReady(); err != nil {
-			n.fatal <- err
+			n.stop(err)
 			return
+		}
+	}
+}
+
+// stop reports the error that ends the loop: fatal has room for the one
+// report of a loop's life.
+func (n *node) stop(err error) {
+	select {
+	case n.fatal <- err:
+	default:
+	}
+}
+
+var errSuperseded = errors.New("superseded by a later attempt with the same client id and sequence number (that attempt is answered with the request's result)")
+
+// proposeBatch proposes a batch of write attempts in one ProposeBatch. An
+// attempt waits in waiters, by its request (client id, sequence number),
+// for its entry to be applied; a later attempt of a request supersedes the
+// one waiting, which is answered unknown if it was proposed (it may still
+// be applied) and with the batch's outcome if it is in this batch.
+func (n *node) proposeBatch(props []*proposal, datas [][]byte) {
+	for _, p := range props {
+		if old := n.waiters[p.key]; old != nil && old != p {
+			// A waiter was proposed, or is in this batch (a failed
+			// batch leaves none behind): answered below.
+			p.earlier = old.earlier || old.proposed
+			if old.proposed {
+				old.answer(writeResult{outcome: OutcomeUnknown, err: errSuperseded})
+			}
+		}
+		n.waiters[p.key] = p
+		datas = append(datas, p.data)
+	}
+	n.stats.proposals.Add(uint64(len(props)))
+	err := n.rn.ProposeBatch(datas)
+	if err != nil {
+		n.stats.proposalsFailed.Add(uint64(len(props)))
+	}
+	for _, p := range props {
+		current := n.waiters[p.key] == p
+		switch {
+		case err == nil && current:
+			p.proposed = true
+		case err == nil:
+			// Proposed, and superseded in this batch: its entry may be
+			// the one applied, answering the attempt that superseded it.
+			p.proposed = true
+			p.answer(writeResult{outcome: OutcomeUnknown, err: errSuperseded})
+		default:
+			if current {
+				delete(n.waiters, p.key)
+			}
+			if p.earlier {
+				// This attempt was not proposed, but an earlier one of
+				// the request was: the request is not settled.
+				p.answer(writeResult{outcome: OutcomeUnknown, err: fmt.Errorf("this attempt was not proposed (%w), but an earlier attempt of the request was, and may still be applied", err)})
+			} else {
+				p.answer(writeResult{outcome: OutcomeFailed, err: err})
+			}
 		}
 	}
 }
@@ -301,7 +401,7 @@ func (n *node) issueReads() {
 	n.readNext++
 	if err := n.rn.ReadIndex(readCtx(n.readTag, n.readNext)); err != nil {
 		for _, r := range n.queuedReads {
-			r.done <- readResult{failed: err}
+			r.answer(readResult{failed: err})
 		}
 	} else {
 		n.readBatches[n.readNext] = n.queuedReads
@@ -371,20 +471,20 @@ func (n *node) expire(now time.Time) {
 	for k, p := range n.waiters {
 		if now.After(p.deadline) {
 			delete(n.waiters, k)
-			p.done <- writeResult{outcome: OutcomeUnknown, err: errors.New("timed out waiting for commit")}
+			p.answer(writeResult{outcome: OutcomeUnknown, err: errors.New("timed out waiting for commit")})
 		}
 	}
 	for ctx, rs := range n.readBatches {
 		if len(rs) > 0 && now.After(rs[0].deadline) {
 			delete(n.readBatches, ctx)
 			for _, r := range rs {
-				r.done <- readResult{failed: errors.New("timed out waiting for a read point (no leader, or no quorum)")}
+				r.answer(readResult{failed: errors.New("timed out waiting for a read point (no leader, or no quorum)")})
 			}
 		}
 	}
 	n.waitingReads = slices.DeleteFunc(n.waitingReads, func(r *readReq) bool {
 		if now.After(r.deadline) {
-			r.done <- readResult{failed: errors.New("timed out waiting to apply up to the read point")}
+			r.answer(readResult{failed: errors.New("timed out waiting to apply up to the read point")})
 			return true
 		}
 		return false
@@ -523,7 +623,7 @@ func (n *node) serveReads() {
 			return false
 		}
 		v, ok := n.sm.Get(r.key)
-		r.done <- readResult{value: v, found: ok, index: applied}
+		r.answer(readResult{value: v, found: ok, index: applied})
 		return true
 	})
 }
@@ -542,6 +642,11 @@ func (n *node) apply(e *raftcore.Entry) {
 	case e.Data[0] == addrTag:
 		n.sm.Skip(e.Index)
 		if id, addr, ok := decodeAddrRecord(e.Data); ok {
+			if n.committedCfg.IsMember(id) {
+				// A record never re-addresses a member (admin.go).
+				n.logf("entry %d: address record of member %s ignored", e.Index, id)
+				return
+			}
 			n.addrs[id] = addr
 			n.tr.setAddr(id, addr)
 		}
@@ -560,9 +665,13 @@ func (n *node) apply(e *raftcore.Entry) {
 		return
 	}
 	key := waitKey{c.ClientID, c.Seq}
-	if p := n.waiters[key]; p != nil {
+	// Only the request's own command answers its attempt: another command
+	// under the same client id and sequence number (a client reusing them)
+	// leaves it waiting for its own entry, which the state machine refuses
+	// (Mismatch) if this one was applied.
+	if p := n.waiters[key]; p != nil && bytes.Equal(p.data, e.Data) {
 		delete(n.waiters, key)
-		p.done <- writeOutcome(res, e.Index)
+		p.answer(writeOutcome(res, e.Index))
 	}
 }
 
@@ -577,6 +686,11 @@ func writeOutcome(res sm.Result, index uint64) writeResult {
 		out.outcome = OutcomeUnknown
 		out.err = errors.New("session expired: there is no session for this client id (it expired, or was never opened at sequence number 1); " +
 			"this copy of the request was not applied, nor will any later one under this client id be, but one sent before the session expired may have been; " +
+			"go on under a new client id starting at sequence number 1")
+	case res.Mismatch:
+		out.outcome = OutcomeFailed
+		out.err = errors.New("request mismatch: this client id and sequence number were already applied to another command (another operation, key or value; " +
+			"a client reusing its id, e.g. restarted with a fixed id); this command was not applied, nor will it be under this sequence number; " +
 			"go on under a new client id starting at sequence number 1")
 	case res.Stale && res.Forgotten:
 		out.outcome = OutcomeUnknown

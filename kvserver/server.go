@@ -104,13 +104,19 @@ func Start(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer listener %s: %w", cfg.PeerAddr, err)
 	}
-	n.tr = newTransport(cfg.ID, cfg.AdvertisePeer, cfg.AdvertiseClient, peerLn, cfg.Peers, n.receive,
+	n.tr = newTransport(cfg, peerLn, n.receive,
 		func(id string) {
 			// Called from transport goroutines: report through the loop.
 			select {
 			case n.callc <- func() { n.rn.ReportUnreachable(id) }:
 			default:
 			}
+		},
+		func(id string, ok bool) {
+			// A snapshot went out or failed: tell raftcore through the
+			// loop, which owns the RawNode, without blocking the caller
+			// (possibly the syncer, which the loop may be waiting for).
+			go n.call(func() { n.rn.ReportSnapshot(id, ok) })
 		}, n.logf)
 	if !snap.IsEmpty() {
 		if err := n.restore(snap); err != nil {

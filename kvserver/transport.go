@@ -2,11 +2,13 @@ package kvserver
 
 import (
 	"bufio"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,14 +44,28 @@ type faultKey struct{ peer, dir string }
 // peer, fed by a queue and written by its own goroutine (so a slow peer
 // never blocks the raft loop), and one reader goroutine per inbound
 // connection. Messages already queued are written in one batch and one
-// flush; AppendEntries are pipelined (nothing waits for a response).
+// flush; AppendEntries are pipelined (nothing waits for a response). A
+// snapshot is streamed chunk by chunk; every write is under a
+// progress-based deadline (writeAll). Connections open with the handshake
+// of codec.go: the acceptor's challenge, the dialer's hello and its proof
+// of the peer token.
 type transport struct {
 	id, advertise   string
 	advertiseClient string
 	ln              net.Listener
 	deliver         func(raftcore.Message)
 	unreachable     func(id string)
-	logf            func(string, ...any)
+	// snapStatus reports a MsgSnap delivered (written out whole) or not
+	// (failed, or dropped before it was sent). It is called from transport
+	// goroutines, send's caller's included, and must not block.
+	snapStatus func(id string, ok bool)
+	logf       func(string, ...any)
+	// token is the peer token ("" none); maxSnapshot bounds a received
+	// snapshot; stall is the write (and handshake) progress timeout.
+	token       string
+	maxSnapshot uint64
+	stall       time.Duration
+	dial        func(addr string, timeout time.Duration) (net.Conn, error)
 
 	mu    sync.Mutex
 	addrs map[string]string
@@ -62,7 +78,10 @@ type transport struct {
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
 
-	sent, dropped atomic.Uint64
+	sent, dropped          atomic.Uint64
+	authFailures           atomic.Uint64 // inbound hellos without a valid proof
+	snapsSent, snapsFailed atomic.Uint64 // snapshots written out whole / failed or dropped
+	authLoggedAt           atomic.Int64  // unix ns of the last refusal logged
 }
 
 const peerQueue = 4096
@@ -72,16 +91,34 @@ type peer struct {
 	t    *transport
 	q    chan raftcore.Message
 	stop chan struct{}
+	// lastErr is the handshake failure logged last (run's goroutine only).
+	lastErr string
 }
 
-func newTransport(id, advertise, advertiseClient string, ln net.Listener, addrs map[string]string, deliver func(raftcore.Message), unreachable func(string), logf func(string, ...any)) *transport {
+func newTransport(cfg Config, ln net.Listener, deliver func(raftcore.Message), unreachable func(string), snapStatus func(string, bool), logf func(string, ...any)) *transport {
 	t := &transport{
-		id: id, advertise: advertise, advertiseClient: advertiseClient, ln: ln, clients: map[string]string{}, deliver: deliver, unreachable: unreachable, logf: logf,
+		id: cfg.ID, advertise: cfg.AdvertisePeer, advertiseClient: cfg.AdvertiseClient, ln: ln, clients: map[string]string{},
+		deliver: deliver, unreachable: unreachable, snapStatus: snapStatus, logf: logf,
+		token: cfg.PeerToken, maxSnapshot: uint64(cfg.MaxSnapshotBytes), stall: cfg.PeerStallTimeout, dial: cfg.peerDial,
 		addrs: map[string]string{}, peers: map[string]*peer{}, faults: map[faultKey]Fault{},
 		rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)), conns: map[net.Conn]struct{}{},
 	}
-	for k, v := range addrs {
-		if k != id {
+	if t.dial == nil {
+		t.dial = func(addr string, timeout time.Duration) (net.Conn, error) {
+			return net.DialTimeout("tcp", addr, timeout)
+		}
+	}
+	if t.maxSnapshot == 0 {
+		t.maxSnapshot = DefaultMaxSnapshotBytes
+	}
+	if t.stall <= 0 {
+		t.stall = DefaultPeerStallTimeout
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); ok && t.token == "" && !a.IP.IsLoopback() {
+		logf("peer port %s is not on loopback and no --peer-token is set: anything that reaches it can act as a member", ln.Addr())
+	}
+	for k, v := range cfg.Peers {
+		if k != t.id {
 			t.addrs[k] = v
 		}
 	}
@@ -198,7 +235,7 @@ func (t *transport) send(msgs []raftcore.Message) {
 		p := t.peerLocked(m.To)
 		t.mu.Unlock()
 		if p == nil {
-			t.dropped.Add(1)
+			t.lost(m)
 			continue
 		}
 		if delay > 0 {
@@ -213,8 +250,18 @@ func (p *peer) enqueue(m raftcore.Message) {
 	select {
 	case p.q <- m:
 	default:
-		p.t.dropped.Add(1)
+		p.t.lost(m)
 		p.t.unreachable(p.id)
+	}
+}
+
+// lost counts a message that will not be sent. A snapshot is reported
+// failed, so that raftcore sends it again instead of waiting for it.
+func (t *transport) lost(m raftcore.Message) {
+	t.dropped.Add(1)
+	if m.Snapshot != nil {
+		t.snapsFailed.Add(1)
+		t.snapStatus(m.To, false)
 	}
 }
 
@@ -235,24 +282,29 @@ func (t *transport) peerLocked(id string) *peer {
 }
 
 // run keeps a connection to the peer and writes queued messages to it.
-// After a failure it waits (backoff up to one second) and dials again,
-// dropping what was queued meanwhile.
+// After a failure it waits (backoff up to one second; the backoff starts
+// again only after a connection that lasted, so a peer that refuses this
+// node, a wrong peer token, is redialed about once a second) and dials
+// again, dropping what was queued meanwhile.
 func (p *peer) run() {
 	defer p.t.wg.Done()
 	backoff := 10 * time.Millisecond
 	var fw frameWriter
 	for {
 		addr := p.t.addr(p.id)
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		conn, err := p.t.dial(addr, time.Second)
 		if err == nil {
 			if tc, ok := conn.(*net.TCPConn); ok {
 				_ = tc.SetNoDelay(true)
 			}
 			p.t.track(conn, true)
+			start := time.Now()
 			err = p.write(conn, &fw)
 			p.t.track(conn, false)
 			_ = conn.Close()
-			backoff = 10 * time.Millisecond
+			if time.Since(start) > time.Second {
+				backoff = 10 * time.Millisecond
+			}
 		}
 		select {
 		case <-p.stop:
@@ -272,26 +324,35 @@ func (p *peer) run() {
 		backoff = min(backoff*2, time.Second)
 		// Messages queued while the peer was away are stale; Raft resends.
 		for len(p.q) > 0 {
-			<-p.q
-			p.t.dropped.Add(1)
+			p.t.lost(<-p.q)
 		}
 	}
 }
 
-// write sends the hello, then batches of queued messages: every message
-// waiting in the queue is encoded into one buffer and written at once.
+// write runs the handshake, then sends batches of queued messages: every
+// message waiting in the queue is encoded into one buffer and written at
+// once, up to a snapshot, which is streamed on its own.
 func (p *peer) write(conn net.Conn, fw *frameWriter) error {
-	fw.buf = fw.buf[:0]
-	fw.writeHello(p.t.id, p.t.advertise, p.t.advertiseClient)
-	if _, err := conn.Write(fw.buf); err != nil {
+	if err := p.handshake(conn, fw); err != nil {
 		return err
 	}
+	var next *raftcore.Message // a snapshot taken from the queue, not yet written
 	for {
 		var m raftcore.Message
-		select {
-		case <-p.stop:
-			return net.ErrClosed
-		case m = <-p.q:
+		if next != nil {
+			m, next = *next, nil
+		} else {
+			select {
+			case <-p.stop:
+				return net.ErrClosed
+			case m = <-p.q:
+			}
+		}
+		if m.Snapshot != nil {
+			if err := p.writeSnapshot(conn, fw, &m); err != nil {
+				return err
+			}
+			continue
 		}
 		fw.buf = fw.buf[:0]
 		fw.writeMessage(&m)
@@ -299,20 +360,126 @@ func (p *peer) write(conn net.Conn, fw *frameWriter) error {
 	batch:
 		for len(fw.buf) < 4<<20 {
 			select {
-			case m = <-p.q:
+			case m := <-p.q:
+				if m.Snapshot != nil {
+					next = &m
+					break batch
+				}
 				fw.writeMessage(&m)
 				n++
 			default:
 				break batch
 			}
 		}
-		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if _, err := conn.Write(fw.buf); err != nil {
+		if err := p.t.writeAll(conn, fw.buf); err != nil {
+			if next != nil {
+				p.t.lost(*next)
+			}
 			return err
 		}
 		p.t.sent.Add(uint64(n))
 		if cap(fw.buf) > 8<<20 {
-			fw.buf = nil // do not keep a snapshot-sized buffer
+			fw.buf = nil // do not keep a large buffer
+		}
+	}
+}
+
+// handshake answers the acceptor's challenge with this node's hello and,
+// with a peer token, the proof of it.
+func (p *peer) handshake(conn net.Conn, fw *frameWriter) error {
+	_ = conn.SetReadDeadline(time.Now().Add(p.t.stall))
+	kind, payload, err := readFrameMax(conn, nil, maxHandshakeFrame)
+	if err != nil {
+		return p.handshakeFailed(fmt.Errorf("no challenge: %w", err))
+	}
+	if kind != frameChallenge {
+		return p.handshakeFailed(fmt.Errorf("%w: first frame of kind %d is not a challenge", errBadFrame, kind))
+	}
+	nonce, required, err := decodeChallenge(payload)
+	if err != nil {
+		return p.handshakeFailed(err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	if required && p.t.token == "" {
+		// Go on: the peer refuses and logs it; say why on this side too.
+		_ = p.handshakeFailed(errors.New("it requires a peer token and this node has none (--peer-token)"))
+	}
+	h := hello{id: p.t.id, peerAddr: p.t.advertise, clientAddr: p.t.advertiseClient}
+	if p.t.token != "" {
+		h.proof = helloProof(p.t.token, nonce, h)
+	}
+	fw.buf = fw.buf[:0]
+	fw.writeAuthHello(h)
+	if err := p.t.writeAll(conn, fw.buf); err != nil {
+		return err
+	}
+	if !required || p.t.token != "" {
+		p.lastErr = "" // a later failure is news again
+	}
+	return nil
+}
+
+// handshakeFailed logs err unless it is what was logged last for this peer
+// (a peer that stays wrong is redialed every second).
+func (p *peer) handshakeFailed(err error) error {
+	if msg := err.Error(); msg != p.lastErr {
+		p.lastErr = msg
+		p.t.logf("peer %s: handshake: %v", p.id, err)
+	}
+	return err
+}
+
+// writeSnapshot streams a MsgSnap, its header and then its data one chunk
+// at a time, and reports the outcome: delivered once the last chunk was
+// written, failed when a write failed (a stall of the stall timeout
+// included), which also ends the connection.
+func (p *peer) writeSnapshot(conn net.Conn, fw *frameWriter, m *raftcore.Message) error {
+	start := time.Now()
+	data := m.Snapshot.Data
+	fw.buf = fw.buf[:0]
+	fw.writeSnapHeader(m)
+	written := 0
+	for {
+		n := min(len(data)-written, snapChunk)
+		if n > 0 {
+			fw.writeSnapChunk(data[written : written+n])
+		}
+		if err := p.t.writeAll(conn, fw.buf); err != nil {
+			fw.buf = nil
+			p.t.snapsFailed.Add(1)
+			p.t.logf("snapshot %d to %s failed after %d of %d bytes in %v: %v", m.Snapshot.Meta.Index, p.id, written, len(data), time.Since(start).Round(time.Millisecond), err)
+			p.t.snapStatus(p.id, false)
+			return err
+		}
+		written += n
+		if written == len(data) {
+			break
+		}
+		fw.buf = fw.buf[:0]
+	}
+	fw.buf = nil // do not keep a chunk-sized buffer
+	p.t.sent.Add(1)
+	p.t.snapsSent.Add(1)
+	p.t.logf("snapshot %d (%d bytes) sent to %s in %v", m.Snapshot.Meta.Index, len(data), p.id, time.Since(start).Round(time.Millisecond))
+	p.t.snapStatus(p.id, true)
+	return nil
+}
+
+// writeAll writes b under a progress-based deadline: the write deadline is
+// the stall timeout from now, and is pushed back whenever some bytes went
+// out, so that a large write over a slow link completes and only one that
+// makes no progress fails: between one and two stall timeouts after the
+// last byte went out.
+func (t *transport) writeAll(c net.Conn, b []byte) error {
+	for {
+		_ = c.SetWriteDeadline(time.Now().Add(t.stall))
+		n, err := c.Write(b)
+		b = b[n:]
+		if err == nil {
+			return nil
+		}
+		if n == 0 || len(b) == 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
 		}
 	}
 }
@@ -348,21 +515,13 @@ func (t *transport) read(c net.Conn) {
 	defer t.wg.Done()
 	defer t.track(c, false)
 	defer func() { _ = c.Close() }()
+	h, ok := t.acceptHello(c)
+	if !ok {
+		return
+	}
+	from := h.id
+	t.learn(from, h.peerAddr, h.clientAddr)
 	r := bufio.NewReaderSize(c, 256<<10)
-	kind, payload, err := readFrame(r, nil)
-	if err != nil {
-		return
-	}
-	if kind != frameHello {
-		t.logf("peer connection from %s: first frame is not a hello", c.RemoteAddr())
-		return
-	}
-	from, addr, clientAddr, err := decodeHello(payload)
-	if err != nil {
-		t.logf("peer connection from %s: %v", c.RemoteAddr(), err)
-		return
-	}
-	t.learn(from, addr, clientAddr)
 	var snap snapAssembler
 	for {
 		kind, payload, err := readFrame(r, nil)
@@ -385,6 +544,11 @@ func (t *transport) read(c net.Conn) {
 			msg, n, err := decodeMessage(payload)
 			if err != nil || msg.Snapshot == nil {
 				t.logf("peer %s: bad snapshot header: %v", from, err)
+				return
+			}
+			if n > t.maxSnapshot {
+				t.logf("peer %s: snapshot %d of %d bytes is above --max-snapshot-bytes (%d): refused, closing; raise the limit on this node if the snapshot is genuine",
+					from, msg.Snapshot.Meta.Index, n, t.maxSnapshot)
 				return
 			}
 			m, _ = snap.header(msg, n)
@@ -418,6 +582,51 @@ func (t *transport) read(c net.Conn) {
 			t.deliver(*m)
 		}
 	}
+}
+
+// acceptHello runs the accepting side of the handshake (codec.go): it sends
+// the challenge and reads the hello, both within the stall timeout, and
+// with a peer token checks the hello's proof. false: the connection is to
+// be closed (a refusal is counted and logged).
+func (t *transport) acceptHello(c net.Conn) (hello, bool) {
+	_ = c.SetDeadline(time.Now().Add(t.stall))
+	var nonce [nonceSize]byte
+	_, _ = crand.Read(nonce[:]) // never fails (crypto/rand)
+	var fw frameWriter
+	fw.writeChallenge(nonce[:], t.token != "")
+	if _, err := c.Write(fw.buf); err != nil {
+		return hello{}, false
+	}
+	kind, payload, err := readFrameMax(c, nil, maxHandshakeFrame)
+	if err != nil {
+		if !errors.Is(err, net.ErrClosed) && !errors.Is(err, io.EOF) {
+			t.logf("peer connection from %s: no hello: %v", c.RemoteAddr(), err)
+		}
+		return hello{}, false
+	}
+	if kind != frameHello {
+		t.logf("peer connection from %s: first frame is not a hello", c.RemoteAddr())
+		return hello{}, false
+	}
+	h, err := decodeAuthHello(payload)
+	if err != nil {
+		t.logf("peer connection from %s: %v", c.RemoteAddr(), err)
+		return hello{}, false
+	}
+	if t.token != "" && !validProof(t.token, nonce[:], h) {
+		n := t.authFailures.Add(1)
+		now := time.Now().UnixNano()
+		if last := t.authLoggedAt.Load(); now-last >= int64(time.Second) && t.authLoggedAt.CompareAndSwap(last, now) {
+			why := "a wrong peer token"
+			if h.proof == nil {
+				why = "no peer token"
+			}
+			t.logf("peer connection from %s as %q refused: it proved %s (--peer-token); %d refused so far", c.RemoteAddr(), h.id, why, n)
+		}
+		return hello{}, false
+	}
+	_ = c.SetDeadline(time.Time{})
+	return h, true
 }
 
 // learn records the addresses a peer announced in its hello; a known peer

@@ -21,13 +21,24 @@
 // are reused by later calls; one the server expired (idle for long, or
 // evicted from a full table) is answered session_expired, and the call goes
 // on under a new session starting at sequence number 1, unless an earlier
-// attempt of the call may have been applied (then the call is Unknown).
+// attempt of the call may have been applied (then the call is Unknown). The
+// same holds for request_mismatch, which only a session id used by someone
+// else can cause.
+//
+// Session ids are Options.ClientID, a random nonce drawn by New, and a
+// counter: two Clients, in one process or in two, or one process before
+// and after a restart, never share a session, whatever their ClientID.
+//
+// Values are bytes: Put sends a value that is UTF-8 text as "value" and any
+// other as "value_b64" (base64), and Get decodes whichever the server
+// sends, so every value round-trips exactly.
 package client
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -40,6 +51,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 )
 
 // Outcome is how a call ended.
@@ -100,15 +112,26 @@ type Options struct {
 	// HTTP is the HTTP client (default: one with enough idle connections
 	// per node for many concurrent callers).
 	HTTP *http.Client
-	// ClientID prefixes the session ids (default: random).
+	// ClientID is a readable prefix of the session ids, which are
+	// ClientID-NONCE-N: NONCE is random for each Client (New draws it), so
+	// that two processes, or one before and after a restart, never share a
+	// session even with the same ClientID. At most MaxClientIDBytes bytes,
+	// not starting with '~'. Default: none (NONCE-N).
 	ClientID string
 }
+
+// MaxClientIDBytes bounds Options.ClientID, so that session ids stay within
+// the server's limit of 128 bytes.
+const MaxClientIDBytes = 96
 
 // Client talks to a raft-kv cluster.
 type Client struct {
 	endpoints []string
 	opts      Options
 	http      *http.Client
+
+	// prefix of every session id: ClientID-NONCE- (or NONCE-).
+	prefix string
 
 	mu      sync.Mutex
 	leader  string // preferred base URL
@@ -147,10 +170,14 @@ func New(endpoints []string, opts Options) (*Client, error) {
 	if opts.Backoff <= 0 {
 		opts.Backoff = 20 * time.Millisecond
 	}
-	if opts.ClientID == "" {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		opts.ClientID = hex.EncodeToString(b[:])
+	if len(opts.ClientID) > MaxClientIDBytes || strings.HasPrefix(opts.ClientID, "~") {
+		return nil, fmt.Errorf("client: ClientID %q: at most %d bytes, not starting with '~'", opts.ClientID, MaxClientIDBytes)
+	}
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
+	prefix := hex.EncodeToString(nonce[:]) + "-"
+	if opts.ClientID != "" {
+		prefix = opts.ClientID + "-" + prefix
 	}
 	hc := opts.HTTP
 	if hc == nil {
@@ -159,7 +186,7 @@ func New(endpoints []string, opts Options) (*Client, error) {
 		tr.MaxIdleConnsPerHost = 512
 		hc = &http.Client{Transport: tr}
 	}
-	return &Client{endpoints: eps, opts: opts, http: hc}, nil
+	return &Client{endpoints: eps, opts: opts, http: hc, prefix: prefix}, nil
 }
 
 // Close releases idle connections.
@@ -185,7 +212,7 @@ func (c *Client) newSession() *session {
 
 func (c *Client) newSessionLocked() *session {
 	c.created++
-	return &session{id: c.opts.ClientID + "-" + strconv.Itoa(c.created)}
+	return &session{id: c.prefix + strconv.Itoa(c.created)}
 }
 
 func (c *Client) putSession(s *session) {
@@ -229,9 +256,15 @@ type PutResult struct {
 	Duplicate bool `json:"duplicate"`
 }
 
-// Put writes key = value.
+// Put writes key = value, any bytes: UTF-8 text goes as "value", anything
+// else as "value_b64".
 func (c *Client) Put(ctx context.Context, key string, value []byte) (PutResult, error) {
-	body, _ := json.Marshal(map[string]string{"value": string(value)})
+	var body []byte
+	if utf8.Valid(value) {
+		body, _ = json.Marshal(map[string]string{"value": string(value)})
+	} else {
+		body, _ = json.Marshal(map[string]string{"value_b64": base64.StdEncoding.EncodeToString(value)})
+	}
 	return c.write(ctx, http.MethodPut, key, body)
 }
 
@@ -251,14 +284,15 @@ func (c *Client) write(ctx context.Context, method, key string, body []byte) (Pu
 			h.Set("X-Client-Id", s.id)
 			h.Set("X-Request-Seq", strconv.FormatUint(s.seq, 10))
 		}, &res)
-		if code == "session_expired" {
-			// The server has no session for s.id any more: this attempt
-			// was not applied, and nothing will be under s.id, so s is
-			// dropped for a new session. If every earlier attempt of this
-			// call was definitely not applied, the call was not: it
+		if code == "session_expired" || code == "request_mismatch" {
+			// The server has no session for s.id any more, or its session
+			// applied s.seq for another command (someone else used s.id):
+			// this attempt was not applied, and s is of no more use, so it
+			// is dropped for a new session. If every earlier attempt of
+			// this call was definitely not applied, the call was not: it
 			// starts over as the new session's first request. Otherwise
-			// an earlier attempt may have been applied before the session
-			// expired, and the call is unknown.
+			// an earlier attempt may have been applied (before the session
+			// expired), and the call is unknown.
 			s = c.newSession()
 			if e.Outcome == Unknown {
 				return Unknown, code, msg, false
@@ -275,14 +309,16 @@ func (c *Client) write(ctx context.Context, method, key string, body []byte) (Pu
 }
 
 // Get reads key through the cluster's ReadIndex (linearizable). found is
-// false when the key is absent.
+// false when the key is absent. The value is the bytes Put stored, exactly.
 func (c *Client) Get(ctx context.Context, key string) (value []byte, found bool, err error) {
 	var res struct {
-		Value string `json:"value"`
+		Value    *string `json:"value"`
+		ValueB64 *string `json:"value_b64"`
 	}
 	// A read changes nothing: whatever happened to an attempt, a call that
 	// did not succeed did not take effect.
-	err = c.retry(ctx, &Error{Op: "get", Key: key, Outcome: Failed}, false, func() (Outcome, string, string, bool) {
+	e := &Error{Op: "get", Key: key, Outcome: Failed}
+	err = c.retry(ctx, e, false, func() (Outcome, string, string, bool) {
 		out, code, msg, again := c.do(ctx, http.MethodGet, key, nil, nil, &res)
 		found = out == OK && code != "not_found"
 		return out, code, msg, again
@@ -290,7 +326,19 @@ func (c *Client) Get(ctx context.Context, key string) (value []byte, found bool,
 	if err != nil || !found {
 		return nil, false, err
 	}
-	return []byte(res.Value), true, nil
+	switch {
+	case res.ValueB64 != nil:
+		if value, err = base64.StdEncoding.DecodeString(*res.ValueB64); err == nil {
+			return value, true, nil
+		}
+		e.Msg = "value_b64: " + err.Error()
+	case res.Value != nil:
+		return []byte(*res.Value), true, nil
+	default:
+		e.Msg = `the response has neither "value" nor "value_b64"`
+	}
+	e.Code = "bad_response"
+	return nil, false, e
 }
 
 // retry runs attempt until it succeeds, cannot usefully be retried, or the

@@ -1,7 +1,9 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,6 +18,7 @@ type fakeNode struct {
 	srv     *httptest.Server
 	answers []func(w http.ResponseWriter) // one per request, the last repeats
 	seen    []string                      // "METHOD client/seq"
+	bodies  []string
 }
 
 func newFake(t *testing.T, answers ...func(w http.ResponseWriter)) *fakeNode {
@@ -23,6 +26,8 @@ func newFake(t *testing.T, answers ...func(w http.ResponseWriter)) *fakeNode {
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		f.seen = append(f.seen, r.Method+" "+r.Header.Get("X-Client-Id")+"/"+r.Header.Get("X-Request-Seq"))
+		body, _ := io.ReadAll(r.Body)
+		f.bodies = append(f.bodies, string(body))
 		a := f.answers[min(len(f.seen)-1, len(f.answers)-1)]
 		f.mu.Unlock()
 		a(w)
@@ -44,6 +49,12 @@ func reply(code int, body string, hdr ...string) func(http.ResponseWriter) {
 func fast(eps ...string) *Client {
 	c, _ := New(eps, Options{Backoff: time.Millisecond, MaxAttempts: 4, AttemptTimeout: time.Second, ClientID: "t"})
 	return c
+}
+
+// plain is what a fake saw, with c's session nonce taken out: "PUT t-1/1"
+// for the session t-NONCE-1.
+func plain(c *Client, seen []string) string {
+	return strings.ReplaceAll(strings.Join(seen, " "), c.prefix, "t-")
 }
 
 func TestOutcomes(t *testing.T) {
@@ -114,7 +125,7 @@ func TestFollowsTheLeaderAndNumbersRequests(t *testing.T) {
 	if len(follower.seen) != 1 || len(leader.seen) != 2 {
 		t.Fatalf("follower saw %v, leader %v", follower.seen, leader.seen)
 	}
-	if follower.seen[0] != "PUT t-1/1" || leader.seen[0] != "PUT t-1/2" || leader.seen[1] != "PUT t-1/3" {
+	if plain(c, follower.seen) != "PUT t-1/1" || plain(c, leader.seen) != "PUT t-1/2 PUT t-1/3" {
 		t.Fatalf("sessions: %v %v", follower.seen, leader.seen)
 	}
 }
@@ -144,7 +155,7 @@ func TestSessionExpired(t *testing.T) {
 			t.Fatalf("put %d: %v", i, err)
 		}
 	}
-	if want := []string{"PUT t-1/1", "PUT t-1/2", "PUT t-2/1", "PUT t-2/2"}; strings.Join(f.seen, " ") != strings.Join(want, " ") {
+	if want := "PUT t-1/1 PUT t-1/2 PUT t-2/1 PUT t-2/2"; plain(c, f.seen) != want {
 		t.Fatalf("requests %v, want %v", f.seen, want)
 	}
 
@@ -157,7 +168,7 @@ func TestSessionExpired(t *testing.T) {
 	if _, err := c.Put(ctx, "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"PUT t-1/1", "PUT t-1/1", "PUT t-2/1"}; strings.Join(g.seen, " ") != strings.Join(want, " ") {
+	if want := "PUT t-1/1 PUT t-1/1 PUT t-2/1"; plain(c, g.seen) != want {
 		t.Fatalf("requests %v, want %v", g.seen, want)
 	}
 
@@ -166,5 +177,102 @@ func TestSessionExpired(t *testing.T) {
 	h := newFake(t, reply(409, `{"outcome":"unknown","code":"stale_request"}`))
 	if _, err := fast(h.srv.URL).Put(ctx, "k", []byte("v")); OutcomeOf(err) != Unknown || len(h.seen) != 1 {
 		t.Fatalf("unknown stale: %v after %d requests", err, len(h.seen))
+	}
+}
+
+// Issue 14, defect 2: two Clients with one ClientID (two processes, or a
+// process and its restart) never send under the same session id, and the
+// ClientID stays a readable prefix of it.
+func TestSessionIDsDifferAcrossClientsWithOneClientID(t *testing.T) {
+	f := newFake(t, reply(200, `{"outcome":"ok","index":1}`))
+	for i := 0; i < 2; i++ {
+		c := fast(f.srv.URL)
+		if _, err := c.Put(context.Background(), "k", []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := f.seen[0], f.seen[1]
+	if a == b {
+		t.Fatalf("two Clients with ClientID t sent under one session: %s and %s", a, b)
+	}
+	for _, s := range []string{a, b} {
+		if !strings.HasPrefix(s, "PUT t-") || !strings.HasSuffix(s, "/1") {
+			t.Fatalf("session %q: want the prefix t- and seq 1", s)
+		}
+	}
+}
+
+// request_mismatch (the session's seq was applied for another command)
+// is handled like session_expired: the session is dropped, and the call
+// goes on under a new one unless an earlier attempt may have applied.
+func TestRequestMismatch(t *testing.T) {
+	ctx := context.Background()
+	mismatch := reply(409, `{"error":"request mismatch","outcome":"failed","code":"request_mismatch"}`)
+	ok := reply(200, `{"outcome":"ok","index":9}`)
+	f := newFake(t, ok, mismatch, ok)
+	c := fast(f.srv.URL)
+	for i := 0; i < 3; i++ {
+		if _, err := c.Put(ctx, "k", []byte("v")); err != nil {
+			t.Fatalf("put %d: %v", i, err)
+		}
+	}
+	if want := "PUT t-1/1 PUT t-1/2 PUT t-2/1 PUT t-2/2"; plain(c, f.seen) != want {
+		t.Fatalf("requests %v, want %v", f.seen, want)
+	}
+	g := newFake(t, reply(504, `{"outcome":"unknown","code":"unknown_outcome"}`), mismatch, ok)
+	c = fast(g.srv.URL)
+	if _, err := c.Put(ctx, "k", []byte("v")); OutcomeOf(err) != Unknown || !strings.Contains(err.Error(), "request_mismatch") {
+		t.Fatalf("timeout then mismatch: %v, want unknown", err)
+	}
+}
+
+func TestClientIDChecked(t *testing.T) {
+	for _, id := range []string{"~x", strings.Repeat("x", MaxClientIDBytes+1)} {
+		if _, err := New([]string{"http://127.0.0.1:1"}, Options{ClientID: id}); err == nil {
+			t.Errorf("ClientID %q accepted", id)
+		}
+	}
+	c, err := New([]string{"http://127.0.0.1:1"}, Options{ClientID: strings.Repeat("x", MaxClientIDBytes)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := c.newSession().id; len(id) > 128 {
+		t.Fatalf("session id of %d bytes", len(id))
+	}
+	d, _ := New([]string{"http://127.0.0.1:1"}, Options{})
+	if id := d.newSession().id; len(id) != 16+2 || !strings.HasSuffix(id, "-1") {
+		t.Fatalf("default session id %q, want NONCE-1", id)
+	}
+}
+
+// Put sends UTF-8 text as "value" and other bytes as "value_b64"; Get
+// takes either.
+func TestValueEncoding(t *testing.T) {
+	ctx := context.Background()
+	f := newFake(t, reply(200, `{"outcome":"ok","index":1}`))
+	c := fast(f.srv.URL)
+	for _, v := range [][]byte{[]byte("h\u00e9"), {0xff, 0}, {}} {
+		if _, err := c.Put(ctx, "k", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := `{"value":"hé"} {"value_b64":"/wA="} {"value":""}`; strings.Join(f.bodies, " ") != want {
+		t.Fatalf("bodies %s, want %s", strings.Join(f.bodies, " "), want)
+	}
+	g := newFake(t,
+		reply(200, `{"key":"k","value_b64":"/wA=","index":3}`),
+		reply(200, `{"key":"k","value":"text","index":3}`),
+		reply(200, `{"key":"k","value_b64":"!","index":3}`),
+		reply(200, `{"key":"k","index":3}`))
+	c = fast(g.srv.URL)
+	for _, want := range [][]byte{{0xff, 0}, []byte("text")} {
+		if v, found, err := c.Get(ctx, "k"); err != nil || !found || !bytes.Equal(v, want) {
+			t.Fatalf("get: %q %v %v, want %q", v, found, err, want)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if _, found, err := c.Get(ctx, "k"); found || OutcomeOf(err) != Failed || !strings.Contains(err.Error(), "bad_response") {
+			t.Fatalf("a malformed read response: %v %v, want bad_response", found, err)
+		}
 	}
 }

@@ -24,12 +24,14 @@ func TestSessionTableBounded(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := NewWithLimits(tc.limits)
 			var hotSeq uint64
+			var hotLast []byte
 			var snapAt1000 int
 			for i := uint64(1); i <= 20000; i++ {
 				if i%10 == 0 {
 					// A busy client, every 10 entries.
 					hotSeq++
-					m.Apply(i, put("hot", hotSeq, "hot", fmt.Sprint(i)))
+					hotLast = put("hot", hotSeq, "hot", fmt.Sprint(i))
+					m.Apply(i, hotLast)
 				} else {
 					m.Apply(i, put(fmt.Sprintf("once-%d", i), 1, fmt.Sprintf("k%d", i%7), "v"))
 				}
@@ -47,7 +49,7 @@ func TestSessionTableBounded(t *testing.T) {
 			if m.Expired() == 0 {
 				t.Fatal("nothing expired")
 			}
-			if r := m.Apply(20001, put("hot", hotSeq, "hot", "again")); !r.Duplicate {
+			if r := m.Apply(20001, hotLast); !r.Duplicate {
 				t.Fatalf("the busy client's retry: %+v, want duplicate (its session was evicted)", r)
 			}
 		})
@@ -71,6 +73,7 @@ func TestSessionTableBounded(t *testing.T) {
 func randomLog(seed uint64, n int) [][]byte {
 	rng := rand.New(rand.NewPCG(seed, 7))
 	seqs := map[string]uint64{}
+	sent := map[string]map[uint64][]byte{} // id -> seq -> the command sent
 	gens := map[int]int{}
 	log := make([][]byte, 0, n)
 	for len(log) < n {
@@ -88,16 +91,32 @@ func randomLog(seed uint64, n int) [][]byte {
 		case k == 1:
 			log = append(log, []byte("garbage"))
 		case k < 4 && seqs[id] > 0:
-			// A retry or a late copy.
-			log = append(log, put(id, 1+rng.Uint64N(seqs[id]), "k", "late"))
+			// A retry or a late copy: the command sent under that seq,
+			// or one of a call that never reached the log (a gap).
+			seq := 1 + rng.Uint64N(seqs[id])
+			if c := sent[id][seq]; c != nil {
+				log = append(log, c)
+			} else {
+				log = append(log, put(id, seq, "k", "late"))
+			}
+		case k == 4 && seqs[id] > 0:
+			// Another command reusing a seq (a client restarted under
+			// the same id).
+			log = append(log, put(id, 1+rng.Uint64N(seqs[id]), "k", "reused"))
 		default:
 			seqs[id] += 1 + rng.Uint64N(2) // a gap: a call that never reached the log
 			key := fmt.Sprintf("k%d", rng.IntN(30))
+			var c []byte
 			if rng.IntN(4) == 0 {
-				log = append(log, Command{ClientID: id, Seq: seqs[id], Op: OpDelete, Key: key}.Encode())
+				c = Command{ClientID: id, Seq: seqs[id], Op: OpDelete, Key: key}.Encode()
 			} else {
-				log = append(log, put(id, seqs[id], key, fmt.Sprint(len(log))))
+				c = put(id, seqs[id], key, fmt.Sprint(len(log)))
 			}
+			if sent[id] == nil {
+				sent[id] = map[uint64][]byte{}
+			}
+			sent[id][seqs[id]] = c
+			log = append(log, c)
 		}
 	}
 	return log
@@ -119,7 +138,7 @@ func TestExpiryDeterministic(t *testing.T) {
 	log := randomLog(3, 6000)
 	a, b := NewWithLimits(limits), NewWithLimits(limits)
 	var c *Machine
-	refused := 0
+	refused, duplicates, mismatches := 0, 0, 0
 	for i, e := range log {
 		index := uint64(i + 1)
 		ra, rb := feed(a, index, e), feed(b, index, e)
@@ -131,8 +150,13 @@ func TestExpiryDeterministic(t *testing.T) {
 				t.Fatalf("entry %d: the restored machine answers %+v, the other %+v", index, rc, ra)
 			}
 		}
-		if ra.SessionExpired {
+		switch {
+		case ra.SessionExpired:
 			refused++
+		case ra.Duplicate:
+			duplicates++
+		case ra.Mismatch:
+			mismatches++
 		}
 		if index%97 == 0 {
 			sa := a.Snapshot()
@@ -156,10 +180,12 @@ func TestExpiryDeterministic(t *testing.T) {
 	if !bytes.Equal(a.Snapshot(), c.Snapshot()) || !bytes.Equal(a.Snapshot(), b.Snapshot()) {
 		t.Fatal("final snapshots differ")
 	}
-	if a.Expired() == 0 || refused == 0 {
-		t.Fatalf("the log expired %d sessions and refused %d commands: it tests nothing", a.Expired(), refused)
+	if a.Expired() == 0 || refused == 0 || duplicates == 0 || mismatches == 0 {
+		t.Fatalf("the log expired %d sessions, refused %d commands as expired, answered %d duplicates and %d mismatches: it tests nothing",
+			a.Expired(), refused, duplicates, mismatches)
 	}
-	t.Logf("%d sessions expired, %d commands refused as expired, %d sessions left", a.Expired(), refused, a.Sessions())
+	t.Logf("%d sessions expired, %d commands refused as expired, %d duplicates, %d mismatches, %d sessions left",
+		a.Expired(), refused, duplicates, mismatches, a.Sessions())
 }
 
 // A client that returns after its session expired is told so: nothing is
@@ -225,10 +251,10 @@ func TestStaleRetryAnswers(t *testing.T) {
 	apply(1, "a", "1") // Existed false
 	apply(2, "a", "2") // Existed true
 	apply(4, "b", "1") // seq 3 never reached the log
-	if r := apply(1, "a", "late"); !r.Duplicate || r.Existed || r.Stale || r.Forgotten {
+	if r := apply(1, "a", "1"); !r.Duplicate || r.Existed || r.Stale || r.Forgotten {
 		t.Fatalf("late copy of seq 1: %+v, want its first result (duplicate, existed=false)", r)
 	}
-	if r := apply(2, "a", "late"); !r.Duplicate || !r.Existed || r.Stale {
+	if r := apply(2, "a", "2"); !r.Duplicate || !r.Existed || r.Stale {
 		t.Fatalf("late copy of seq 2: %+v, want its first result (duplicate, existed=true)", r)
 	}
 	if r := apply(3, "c", "late"); !r.Stale || r.Forgotten || r.Duplicate {
@@ -240,8 +266,11 @@ func TestStaleRetryAnswers(t *testing.T) {
 	if r := apply(2, "a", "late"); !r.Stale || !r.Forgotten || r.Duplicate {
 		t.Fatalf("seq 2, 98 behind: %+v, want stale and forgotten (unknown)", r)
 	}
-	if r := apply(37, "a", "late"); !r.Duplicate {
+	if r := apply(37, "d", "37"); !r.Duplicate || !r.Existed {
 		t.Fatalf("seq 37, 63 behind: %+v, want duplicate", r)
+	}
+	if r := apply(37, "a", "late"); !r.Mismatch || r.Duplicate || r.Stale {
+		t.Fatalf("another command under seq 37, 63 behind: %+v, want mismatch", r)
 	}
 	if v, _ := m.Get("a"); string(v) != "2" {
 		t.Fatalf("a = %q: a late copy was applied", v)
@@ -254,8 +283,11 @@ func TestStaleRetryAnswers(t *testing.T) {
 	if err := r.Restore(m.Snapshot()); err != nil {
 		t.Fatal(err)
 	}
-	if got := r.Apply(index+1, put("c", 40, "a", "late")); !got.Duplicate || !got.Existed {
+	if got := r.Apply(index+1, put("c", 40, "d", "40")); !got.Duplicate || !got.Existed {
 		t.Fatalf("seq 40 after a restore: %+v", got)
+	}
+	if got := r.Apply(index+2, put("c", 40, "a", "late")); !got.Mismatch {
+		t.Fatalf("another command under seq 40 after a restore: %+v, want mismatch", got)
 	}
 }
 

@@ -1,25 +1,33 @@
 // Package sm is raft-kv's state machine: the same pure code in the server
 // and in the runner's simulator. It applies committed log entries (put and
 // delete commands), answers reads from its map, and keeps a session table so
-// that a write retried by a client (same client id and sequence number) is
-// applied once and answered with its first result (Raft thesis §6.3). The
-// session table is part of snapshots.
+// that a write retried by a client (same client id, sequence number and
+// command) is applied once and answered with its first result (Raft thesis
+// §6.3). The session table is part of snapshots.
 //
 // # Sessions
 //
 // A command with a client id and a sequence number (Seq > 0) belongs to that
 // client's session, which its first command opens implicitly. For each
 // session the table keeps the newest sequence number applied, which of the
-// 64 sequence numbers up to it were applied and with what result, and its
-// last activity: the log index of the session's last command entry
-// (applied, duplicate or refused).
+// 64 sequence numbers up to it were applied, with what result and for which
+// command (its Digest), and its last activity: the log index of the
+// session's last command entry (applied, duplicate or refused).
 //
-// A command whose sequence number the session applied before is a
-// Duplicate: not applied again, answered with the first result. One older
-// than the newest that the window shows was never applied is Stale: never
-// applied, and never will be, since every later copy is stale too. One
-// older than the window is Stale and Forgotten: not applied by this entry,
-// and whether an earlier copy was is no longer known.
+// A command whose sequence number the session applied before, for the same
+// command, is a Duplicate: not applied again, answered with the first
+// result. For another command it is a Mismatch: the client reused the
+// sequence number (a restarted client under the same id, say); nothing is
+// applied, and this command never will be under that sequence number. One
+// older than the newest that the window shows was never applied is Stale:
+// never applied, and never will be, since every later copy is stale too.
+// One older than the window is Stale and Forgotten: not applied by this
+// entry, and whether an earlier copy was is no longer known.
+//
+// Sessions restored from a snapshot of version 1 or 2 have no digests for
+// the results they remember then: a copy of one of those sequence numbers
+// is answered Duplicate whatever its command, as before version 3. Results
+// recorded since have digests.
 //
 // # Expiry
 //
@@ -65,10 +73,12 @@ package sm
 
 import (
 	"cmp"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
+	"math/bits"
 	"slices"
 	"strings"
 )
@@ -113,6 +123,27 @@ func (c Command) Encode() []byte {
 	b = append(b, c.Key...)
 	b = binary.AppendUvarint(b, uint64(len(c.Value)))
 	return append(b, c.Value...)
+}
+
+// Digest identifies a command's operation, key and value: the first 8
+// bytes of their SHA-256 (never 0, which a session uses for "unknown").
+// The session table keeps it for each result it remembers, so that a
+// command reusing a (client id, sequence number) is told from a retry.
+func (c Command) Digest() uint64 {
+	h := sha256.New()
+	var hdr [1 + binary.MaxVarintLen64]byte
+	hdr[0] = byte(c.Op)
+	k := 1 + binary.PutUvarint(hdr[1:], uint64(len(c.Key)))
+	h.Write(hdr[:k])
+	h.Write([]byte(c.Key))
+	if c.Op == OpPut {
+		h.Write(c.Value)
+	}
+	var sum [sha256.Size]byte
+	if d := binary.BigEndian.Uint64(h.Sum(sum[:0])); d != 0 {
+		return d
+	}
+	return 1
 }
 
 // ErrBadCommand: a log entry that is not a command of this version.
@@ -173,6 +204,12 @@ type Result struct {
 	// Forgotten, with Stale: seq is older than the results the session
 	// keeps, so whether an earlier copy of it was applied is unknown.
 	Forgotten bool
+	// Mismatch: the session applied seq for another command (another
+	// operation, key or value). Nothing was applied by this entry, and this
+	// command never will be under this (client, seq): definitely not
+	// applied. The client reused the sequence number; it must go on under
+	// a new id at seq 1.
+	Mismatch bool
 	// SessionExpired: there is no session for the client id and seq is
 	// above 1, after sessions have started expiring. Nothing was applied by
 	// this entry (nor will be by a later copy under this id); an earlier
@@ -195,29 +232,49 @@ type session struct {
 	// applied and existed: bit k is seq-k's, applied (always set for k = 0)
 	// and its result's Existed.
 	applied, existed uint64
+	// digests: the Digest of each applied sequence number's command, one
+	// for each bit set in applied, oldest first (the last is seq's); 0 for
+	// one restored from a snapshot before version 3 (unknown).
+	digests []uint64
 	// from: the fate of sequence numbers below from is unknown (sessions
 	// restored from a version 1 snapshot, which kept only the newest).
 	from       uint64
 	prev, next *session // the activity list, least recent first
 }
 
-// lookup answers a command whose seq is not above the newest.
-func (s *session) lookup(seq uint64) Result {
+// lookup answers a command (of the given digest) whose seq is not above the
+// newest.
+func (s *session) lookup(seq, digest uint64) Result {
 	d := s.seq - seq
 	switch {
 	case d >= window || seq < s.from:
 		return Result{Stale: true, Forgotten: true}
 	case s.applied>>d&1 == 1:
+		if known := s.digestAt(d); known != 0 && known != digest {
+			return Result{Mismatch: true}
+		}
 		return Result{Duplicate: true, Existed: s.existed>>d&1 == 1}
 	}
 	return Result{Stale: true}
 }
 
-// record notes that seq, above the newest, was applied with r.
-func (s *session) record(seq uint64, r Result) {
+// digestAt is the digest of seq-d, whose applied bit is set: digests has
+// one entry per bit set, the newest last.
+func (s *session) digestAt(d uint64) uint64 {
+	newer := bits.OnesCount64(s.applied & (1<<d - 1))
+	return s.digests[len(s.digests)-1-newer]
+}
+
+// record notes that seq, above the newest, was applied with r for the
+// command of the given digest.
+func (s *session) record(seq uint64, r Result, digest uint64) {
 	if d := seq - s.seq; d >= window {
 		s.applied, s.existed = 0, 0
+		s.digests = s.digests[:0]
 	} else {
+		// The bits shifted out of the window take the oldest digests.
+		lost := bits.OnesCount64(s.applied >> (window - d))
+		s.digests = append(s.digests[:0], s.digests[lost:]...)
 		s.applied <<= d
 		s.existed <<= d
 	}
@@ -225,6 +282,7 @@ func (s *session) record(seq uint64, r Result) {
 	if r.Existed {
 		s.existed |= 1
 	}
+	s.digests = append(s.digests, digest)
 	s.seq = seq
 }
 
@@ -240,8 +298,12 @@ type Limits struct {
 }
 
 // The default limits: a session idle for a million entries expires, and the
-// table holds at most 131072 sessions (a few MiB of snapshot with ids like
-// the Go client's).
+// table holds at most 131072 sessions. In the snapshot a session takes its
+// id, at most 41 bytes of numbers and 8 bytes per remembered result (up to
+// 64: 512 bytes for a session with a full window, as a client's that sent
+// 64 requests has): a few MiB for a full table of sessions used once, about
+// 70 MiB for a full table of busy ones with ids like the Go client's; memory
+// is of the same order.
 const (
 	DefaultMaxIdle     = 1 << 20
 	DefaultMaxSessions = 1 << 17
@@ -307,13 +369,15 @@ func (m *Machine) Apply(index uint64, payload []byte) Result {
 		return Result{Err: err}
 	}
 	var s *session
+	var digest uint64
 	if c.Seq > 0 {
+		digest = c.Digest()
 		s = m.sessions[c.ClientID]
 		switch {
 		case s != nil:
 			m.touch(s, index)
 			if c.Seq <= s.seq {
-				return s.lookup(c.Seq)
+				return s.lookup(c.Seq, digest)
 			}
 		case c.Seq > 1 && m.expired > 0:
 			return Result{SessionExpired: true}
@@ -331,7 +395,7 @@ func (m *Machine) Apply(index uint64, payload []byte) Result {
 		if s == nil {
 			s = m.open(c.ClientID, index)
 		}
-		s.record(c.Seq, r)
+		s.record(c.Seq, r, digest)
 	}
 	return r
 }
@@ -401,10 +465,13 @@ func (m *Machine) unlink(s *session) {
 }
 
 // Version 2 adds the count of expired sessions and, per session, its last
-// activity, its window and from. Restore still reads version 1.
+// activity, its window and from; version 3, per session, the digest of
+// each result in the window (8 bytes, big-endian, oldest first, one per bit
+// set in the window). Restore still reads versions 1 and 2.
 const (
 	snapVersion1 = 1
-	snapVersion  = 2
+	snapVersion2 = 2
+	snapVersion  = 3
 )
 
 // Snapshot encodes the map and the session table, deterministically (sorted
@@ -429,6 +496,9 @@ func (m *Machine) Snapshot() []byte {
 		b = binary.AppendUvarint(b, s.applied)
 		b = binary.AppendUvarint(b, s.existed)
 		b = binary.AppendUvarint(b, s.from)
+		for _, d := range s.digests {
+			b = binary.BigEndian.AppendUint64(b, d)
+		}
 	}
 	return b
 }
@@ -449,7 +519,7 @@ func (m *Machine) Restore(b []byte) error {
 		return nil
 	}
 	version := b[0]
-	if version != snapVersion && version != snapVersion1 {
+	if version != snapVersion && version != snapVersion2 && version != snapVersion1 {
 		return fmt.Errorf("%w: version %d", ErrBadSnapshot, b[0])
 	}
 	b = b[1:]
@@ -475,7 +545,7 @@ func (m *Machine) Restore(b []byte) error {
 		return ErrBadSnapshot
 	}
 	var expired uint64
-	if version == snapVersion {
+	if version >= snapVersion2 {
 		if expired, ok = num(); !ok {
 			return ErrBadSnapshot
 		}
@@ -513,6 +583,7 @@ func (m *Machine) Restore(b []byte) error {
 				return ErrBadSnapshot
 			}
 			s.last, s.applied, s.existed, s.from = applied, 1, uint64(b[0]), seq
+			s.digests = []uint64{0}
 			b = b[1:]
 		} else {
 			var ok3, ok4, ok5, ok6 bool
@@ -524,6 +595,16 @@ func (m *Machine) Restore(b []byte) error {
 				s.existed&^s.applied != 0 || s.from == 0 || s.from > seq {
 				return ErrBadSnapshot
 			}
+			s.digests = make([]uint64, bits.OnesCount64(s.applied))
+			if version == snapVersion {
+				if len(b) < 8*len(s.digests) {
+					return ErrBadSnapshot
+				}
+				for j := range s.digests {
+					s.digests[j] = binary.BigEndian.Uint64(b)
+					b = b[8:]
+				}
+			} // else: unknown (0)
 		}
 		if _, dup := sessions[s.id]; dup {
 			return ErrBadSnapshot

@@ -30,20 +30,27 @@ func TestApplyAndExactlyOnce(t *testing.T) {
 	// applied again: it answers the first result if the session still
 	// knows it (seq 1 was applied, with Existed=false).
 	m.Apply(4, put("c1", 2, "x", "1"))
-	if r := m.Apply(5, put("c1", 1, "x", "old")); !r.Duplicate || r.Existed || r.Stale {
+	if r := m.Apply(5, put("c1", 1, "k", "a")); !r.Duplicate || r.Existed || r.Stale {
 		t.Fatalf("older seq: %+v, want a duplicate answering Existed=false", r)
+	}
+	if v, _ := m.Get("k"); string(v) != "b" {
+		t.Fatalf("k = %q after a late copy, want b", v)
+	}
+	// Another command under an applied seq is no copy: refused.
+	if r := m.Apply(6, put("c1", 1, "x", "old")); !r.Mismatch || r.Duplicate || r.Stale {
+		t.Fatalf("another command under seq 1: %+v, want a mismatch", r)
 	}
 	if v, _ := m.Get("x"); string(v) != "1" {
 		t.Fatalf("x = %q", v)
 	}
 	del := Command{ClientID: "c2", Seq: 2, Op: OpDelete, Key: "k"}.Encode()
-	if r := m.Apply(6, del); !r.Existed {
+	if r := m.Apply(7, del); !r.Existed {
 		t.Fatalf("delete of a present key: %+v", r)
 	}
 	if _, ok := m.Get("k"); ok {
 		t.Fatal("k still present after delete")
 	}
-	if r := m.Apply(7, []byte("garbage")); !errors.Is(r.Err, ErrBadCommand) || m.Applied() != 7 {
+	if r := m.Apply(8, []byte("garbage")); !errors.Is(r.Err, ErrBadCommand) || m.Applied() != 8 {
 		t.Fatalf("garbage entry: %+v applied=%d", r, m.Applied())
 	}
 }
@@ -53,6 +60,7 @@ func TestApplyAndExactlyOnce(t *testing.T) {
 func TestSnapshotRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	a, b := New(), New()
+	last := map[string][]byte{} // each client's last command
 	for i := uint64(1); i <= 500; i++ {
 		id := fmt.Sprintf("c%d", rng.IntN(8))
 		p := put(id, i, fmt.Sprintf("k%d", rng.IntN(50)), fmt.Sprint(rng.Int()))
@@ -61,6 +69,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 		a.Apply(i, p)
 		b.Apply(i, p)
+		last[id] = p
 	}
 	snap := a.Snapshot()
 	if !bytes.Equal(snap, b.Snapshot()) {
@@ -73,18 +82,21 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if !bytes.Equal(c.Snapshot(), snap) || c.Applied() != 500 || c.Len() != a.Len() {
 		t.Fatalf("restore differs: applied %d len %d/%d", c.Applied(), c.Len(), a.Len())
 	}
-	// The last write of some client, retried after the restore.
-	var last []byte
-	for id := range a.sessions {
-		s := a.sessions[id]
-		last = put(id, s.seq, "zz", "again")
-		break
-	}
-	if r := c.Apply(501, last); !r.Duplicate {
-		t.Fatalf("retry after restore: %+v, want duplicate", r)
+	// The last write of each client, retried after the restore; and
+	// another command under its seq.
+	index := uint64(500)
+	for id, p := range last {
+		index++
+		if r := c.Apply(index, p); !r.Duplicate {
+			t.Fatalf("retry of %s's last write after restore: %+v, want duplicate", id, r)
+		}
+		index++
+		if r := c.Apply(index, put(id, c.sessions[id].seq, "zz", "again")); !r.Mismatch {
+			t.Fatalf("another command under %s's last seq after restore: %+v, want mismatch", id, r)
+		}
 	}
 	if _, ok := c.Get("zz"); ok {
-		t.Fatal("a duplicate after restore was applied")
+		t.Fatal("a refused command after restore was applied")
 	}
 	for _, bad := range [][]byte{{9}, snap[:len(snap)-1], append(append([]byte{}, snap...), 0)} {
 		if err := New().Restore(bad); !errors.Is(err, ErrBadSnapshot) {
