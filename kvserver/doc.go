@@ -86,6 +86,8 @@
 // request_mismatch (failed), session_expired (unknown); 413 value_too_large
 // (--max-value-bytes), body_too_large (--max-body-bytes); 414 key_too_large
 // (--max-key-bytes); 503 no_leader (failed, or unknown as above),
+// sessions_full (failed: every session in the full table was active too
+// recently to make room for a new one; retry later),
 // no_read_point (failed); 504 unknown_outcome (timed out after
 // --request-timeout: it may still commit).
 //

@@ -306,6 +306,8 @@ func (s *Server) serveKV(w http.ResponseWriter, r *http.Request, op, key string)
 	switch {
 	case res.outcome == OutcomeOK:
 		writeJSON(w, http.StatusOK, WriteResponse{Outcome: OutcomeOK, Index: res.index, Existed: res.res.Existed, Duplicate: res.res.Duplicate})
+	case res.res.TableFull:
+		s.fail(w, http.StatusServiceUnavailable, res.outcome, "sessions_full", res.err.Error())
 	case res.res.Mismatch:
 		s.fail(w, http.StatusConflict, res.outcome, "request_mismatch", res.err.Error())
 	case res.res.SessionExpired:

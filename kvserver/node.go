@@ -687,6 +687,10 @@ func writeOutcome(res sm.Result, index uint64) writeResult {
 		out.err = errors.New("session expired: there is no session for this client id (it expired, or was never opened at sequence number 1); " +
 			"this copy of the request was not applied, nor will any later one under this client id be, but one sent before the session expired may have been; " +
 			"go on under a new client id starting at sequence number 1")
+	case res.TableFull:
+		out.outcome = OutcomeFailed
+		out.err = errors.New("too many active sessions: every session in the full table was active recently, so none may make room for this client's new one; " +
+			"this request was not applied; retry later")
 	case res.Mismatch:
 		out.outcome = OutcomeFailed
 		out.err = errors.New("request mismatch: this client id and sequence number were already applied to another command (another operation, key or value; " +
@@ -708,7 +712,7 @@ func (n *node) restore(s raftcore.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	m := sm.New()
+	m := sm.NewWithLimits(n.sm.Limits())
 	if err := m.Restore(machine); err != nil {
 		return fmt.Errorf("kvserver: snapshot %d: %w", s.Meta.Index, err)
 	}

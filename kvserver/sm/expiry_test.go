@@ -2,8 +2,10 @@ package sm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -293,34 +295,50 @@ func TestStaleRetryAnswers(t *testing.T) {
 
 // A version 1 snapshot (before expiry) still restores: its sessions count
 // as active at its index, and only their newest result is known.
-func TestRestoreVersion1(t *testing.T) {
+// A version 1 snapshot kept no last activity: restoring it would make this
+// replica expire sessions unlike one that replays the log (issue 12 review),
+// so it is refused with what to do, and the machine is left as it was.
+func TestRestoreVersion1Refused(t *testing.T) {
 	var b []byte
 	b = append(b, 1)
 	b = append(b, 9) // applied
 	b = append(b, 1) // one key
 	b = appendBytes(b, []byte("k"))
 	b = appendBytes(b, []byte("v"))
-	b = append(b, 2) // two sessions
-	b = appendBytes(b, []byte("a"))
-	b = append(b, 5, 1) // seq 5, existed
-	b = appendBytes(b, []byte("b"))
-	b = append(b, 2, 0) // seq 2
+	b = append(b, 0) // no sessions
 	m := NewWithLimits(Limits{MaxIdle: 5})
-	if err := m.Restore(b); err != nil {
-		t.Fatal(err)
+	m.Apply(1, put("a", 1, "k", "x"))
+	err := m.Restore(b)
+	if !errors.Is(err, ErrBadSnapshot) || !strings.Contains(err.Error(), "empty data directory") {
+		t.Fatalf("restore of version 1: %v", err)
 	}
-	if m.Applied() != 9 || m.Sessions() != 2 {
-		t.Fatalf("applied %d, %d sessions", m.Applied(), m.Sessions())
+	if v, _ := m.Get("k"); string(v) != "x" || m.Applied() != 1 {
+		t.Fatalf("a refused restore changed the machine: k=%q applied %d", v, m.Applied())
 	}
-	if r := m.Apply(10, put("a", 5, "k", "x")); !r.Duplicate || !r.Existed {
-		t.Fatalf("a/5: %+v", r)
+}
+
+// A burst of new client ids cannot evict a session active within
+// MinIdleToEvict entries: the new session is refused instead, and the busy
+// session's retry is still answered as a duplicate (issue 12 review).
+func TestRecentSessionsAreNotEvicted(t *testing.T) {
+	m := NewWithLimits(Limits{MaxSessions: 2, MinIdleToEvict: 100})
+	m.Apply(1, put("busy", 1, "k", "1"))
+	m.Apply(2, put("other", 1, "k", "2"))
+	if r := m.Apply(3, put("burst", 1, "k", "3")); !r.TableFull {
+		t.Fatalf("a third session in a full table of recent ones: %+v, want TableFull", r)
 	}
-	if r := m.Apply(11, put("a", 4, "k", "x")); !r.Stale || !r.Forgotten {
-		t.Fatalf("a/4: %+v, want unknown", r)
+	if v, _ := m.Get("k"); string(v) != "2" {
+		t.Fatalf("a refused command was applied: k=%q", v)
 	}
-	// b, last active at 9, expires at 15.
-	m.Apply(15, put("z", 1, "z", "1"))
-	if r := m.Apply(16, put("b", 3, "k", "x")); !r.SessionExpired {
-		t.Fatalf("b/3 after expiry: %+v", r)
+	if r := m.Apply(4, put("busy", 1, "k", "1")); !r.Duplicate {
+		t.Fatalf("the busy session's retry: %+v, want Duplicate", r)
+	}
+	// Once the oldest is idle long enough it makes room.
+	m.Apply(102, put("other", 2, "k", "4"))
+	if r := m.Apply(105, put("burst", 1, "k", "5")); r.TableFull || r.Duplicate {
+		t.Fatalf("after busy idled 101 entries: %+v, want applied", r)
+	}
+	if m.Sessions() != 2 {
+		t.Fatalf("%d sessions, cap 2", m.Sessions())
 	}
 }

@@ -24,7 +24,9 @@
 // One older than the window is Stale and Forgotten: not applied by this
 // entry, and whether an earlier copy was is no longer known.
 //
-// Sessions restored from a snapshot of version 1 or 2 have no digests for
+// A snapshot of version 1 (no last activities) is refused: a replica
+// restored from it would expire sessions unlike one that replays the log.
+// Sessions restored from a snapshot of version 2 have no digests for
 // the results they remember then: a copy of one of those sequence numbers
 // is answered Duplicate whatever its command, as before version 3. Results
 // recorded since have digests.
@@ -40,8 +42,12 @@
 //     before i expires (DefaultMaxIdle: 2^20 entries);
 //   - if the command opens a session and the table already holds
 //     Limits.MaxSessions sessions (DefaultMaxSessions: 2^17), the least
-//     recently active ones are evicted first (smallest last activity; ties,
-//     which only a version 1 snapshot can give, by client id).
+//     recently active ones are evicted first (smallest last activity; ties
+//     by client id), but never one active within Limits.MinIdleToEvict
+//     entries (DefaultMinIdleToEvict: 2^18): if no session may go, the
+//     command is refused with TableFull (not applied; retry later), so that
+//     a burst of new ids cannot evict the session of a request still being
+//     retried.
 //
 // Entries without a command (Skip) expire nothing. Last activities, the
 // windows and the count of sessions ever expired are in the snapshot, so a
@@ -216,6 +222,11 @@ type Result struct {
 	// copy applied before the session expired may have been. The client
 	// must start over under a new id at seq 1.
 	SessionExpired bool
+	// TableFull: the command would open a session, but the table holds
+	// MaxSessions sessions and every one was active within the last
+	// MinIdleToEvict entries, so none may be evicted. Nothing was applied;
+	// the client may retry later.
+	TableFull bool
 	// Err: the entry was not a valid command (applied as a no-op).
 	Err error
 }
@@ -295,6 +306,12 @@ type Limits struct {
 	// MaxSessions: a new session evicts the least recently active ones to
 	// keep the table at most this big. 0: no cap.
 	MaxSessions int
+	// MinIdleToEvict: a session active within the last MinIdleToEvict
+	// entries is never evicted to make room; a new session is refused
+	// (TableFull) instead. It keeps a burst of new client ids from evicting
+	// the session of a request still being retried, whose next copy would
+	// then be applied twice.
+	MinIdleToEvict uint64
 }
 
 // The default limits: a session idle for a million entries expires, and the
@@ -305,13 +322,14 @@ type Limits struct {
 // 70 MiB for a full table of busy ones with ids like the Go client's; memory
 // is of the same order.
 const (
-	DefaultMaxIdle     = 1 << 20
-	DefaultMaxSessions = 1 << 17
+	DefaultMaxIdle        = 1 << 20
+	DefaultMaxSessions    = 1 << 17
+	DefaultMinIdleToEvict = 1 << 18
 )
 
 // DefaultLimits are the limits New uses.
 func DefaultLimits() Limits {
-	return Limits{MaxIdle: DefaultMaxIdle, MaxSessions: DefaultMaxSessions}
+	return Limits{MaxIdle: DefaultMaxIdle, MaxSessions: DefaultMaxSessions, MinIdleToEvict: DefaultMinIdleToEvict}
 }
 
 // Machine is the KV map and the session table. Not safe for concurrent use:
@@ -383,6 +401,9 @@ func (m *Machine) Apply(index uint64, payload []byte) Result {
 			return Result{SessionExpired: true}
 		}
 	}
+	if c.Seq > 0 && s == nil && !m.makeRoom(index) {
+		return Result{TableFull: true}
+	}
 	_, existed := m.data[c.Key]
 	switch c.Op {
 	case OpPut:
@@ -411,14 +432,25 @@ func (m *Machine) expireIdle(index uint64) {
 	}
 }
 
-// open adds a session for id, first evicting the least recently active ones
-// if the table is full.
-func (m *Machine) open(id string, index uint64) *session {
-	if limit := m.limits.MaxSessions; limit > 0 {
-		for len(m.sessions) >= limit && m.oldest != nil {
-			m.drop(m.oldest)
-		}
+// makeRoom evicts the least recently active sessions until a new one fits,
+// but never one active within MinIdleToEvict entries of index; false if the
+// table stays full.
+func (m *Machine) makeRoom(index uint64) bool {
+	limit := m.limits.MaxSessions
+	if limit <= 0 {
+		return true
 	}
+	for len(m.sessions) >= limit && m.oldest != nil {
+		if index > m.oldest.last && index-m.oldest.last < m.limits.MinIdleToEvict {
+			return false
+		}
+		m.drop(m.oldest)
+	}
+	return len(m.sessions) < limit
+}
+
+// open adds a session for id; makeRoom has made room for it.
+func (m *Machine) open(id string, index uint64) *session {
 	s := &session{id: id, last: index, from: 1}
 	m.sessions[id] = s
 	m.pushNewest(s)
@@ -467,7 +499,7 @@ func (m *Machine) unlink(s *session) {
 // Version 2 adds the count of expired sessions and, per session, its last
 // activity, its window and from; version 3, per session, the digest of
 // each result in the window (8 bytes, big-endian, oldest first, one per bit
-// set in the window). Restore still reads versions 1 and 2.
+// set in the window). Restore reads version 2 and refuses version 1.
 const (
 	snapVersion1 = 1
 	snapVersion2 = 2
@@ -519,7 +551,15 @@ func (m *Machine) Restore(b []byte) error {
 		return nil
 	}
 	version := b[0]
-	if version != snapVersion && version != snapVersion2 && version != snapVersion1 {
+	if version == snapVersion1 {
+		// Version 1 kept no last activity: a replica restored from it would
+		// expire sessions at other indexes than one that replays the log,
+		// and the two would answer (and apply) differently.
+		return fmt.Errorf("%w: version 1, written by a build from before session expiry, cannot be restored: "+
+			"replicas restored from it would expire sessions unlike replicas that replay the log; "+
+			"start this member with an empty data directory and let it catch up from a leader running this build", ErrBadSnapshot)
+	}
+	if version != snapVersion && version != snapVersion2 {
 		return fmt.Errorf("%w: version %d", ErrBadSnapshot, b[0])
 	}
 	b = b[1:]
