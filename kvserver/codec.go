@@ -172,7 +172,10 @@ func decodeMessage(b []byte) (m raftcore.Message, snapLen uint64, err error) {
 		m.Context = c
 	}
 	n := d.uvarint()
-	if d.err == nil && n > uint64(len(d.b)) {
+	// Each entry takes at least 4 bytes on the wire (term, index, type,
+	// data length): a count beyond that is a lie, and would otherwise
+	// allocate 48 bytes of Entry per byte of frame.
+	if d.err == nil && n > uint64(len(d.b))/4 {
 		return m, 0, errBadFrame
 	}
 	if n > 0 {
@@ -302,12 +305,16 @@ func (w *frameWriter) writeAuthHello(h hello) {
 }
 
 // helloProof is the proof a hello carries: HMAC-SHA256 keyed with the peer
-// token of the wire version, the challenge's nonce and the hello's fields,
-// so that it holds for this connection and this sender only.
-func helloProof(token string, nonce []byte, h hello) []byte {
+// token of the wire version, the challenge's nonce, the member the dialer
+// meant to reach (to) and the hello's fields, so that it holds for this
+// connection, this sender and this receiver only: a proof obtained by
+// whatever answered a dial to one member's address (a squatter on a down
+// member's port) is worthless at any other member.
+func helloProof(token string, nonce []byte, to string, h hello) []byte {
 	mac := hmac.New(sha256.New, []byte(token))
 	b := append([]byte("raft-kv peer hello"), wireVersion)
 	b = appendBytes(b, nonce)
+	b = appendString(b, to)
 	b = appendString(b, h.id)
 	b = appendString(b, h.peerAddr)
 	b = appendString(b, h.clientAddr)
@@ -315,9 +322,10 @@ func helloProof(token string, nonce []byte, h hello) []byte {
 	return mac.Sum(nil)
 }
 
-// validProof reports, in constant time, whether h proves token for nonce.
-func validProof(token string, nonce []byte, h hello) bool {
-	return len(h.proof) == proofSize && hmac.Equal(h.proof, helloProof(token, nonce, h))
+// validProof reports, in constant time, whether h proves token for nonce
+// and for the receiver self.
+func validProof(token string, nonce []byte, self string, h hello) bool {
+	return len(h.proof) == proofSize && hmac.Equal(h.proof, helloProof(token, nonce, self, h))
 }
 
 // readFrame reads one frame into buf (reused when large enough; pass nil

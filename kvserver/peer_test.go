@@ -395,8 +395,9 @@ func TestReadFrameDoesNotPreallocate(t *testing.T) {
 	}
 }
 
-// rawPeer dials addr and says hello as id, proving token (if not empty).
-func rawPeer(t *testing.T, addr, id, token string) net.Conn {
+// rawPeer dials addr and says hello as id, proving token (if not empty)
+// for the receiver to.
+func rawPeer(t *testing.T, addr, id, token, to string) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -413,7 +414,7 @@ func rawPeer(t *testing.T, addr, id, token string) net.Conn {
 	}
 	h := hello{id: id, peerAddr: "127.0.0.1:1"}
 	if token != "" {
-		h.proof = helloProof(token, nonce, h)
+		h.proof = helloProof(token, nonce, to, h)
 	}
 	var fw frameWriter
 	fw.writeAuthHello(h)
@@ -462,12 +463,12 @@ func TestPeerSnapshotHeaderBounded(t *testing.T) {
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	c := rawPeer(t, addr, "a", "")
+	c := rawPeer(t, addr, "a", "", "b")
 	writeFrames(t, c, header(1<<30))
 	if !waitClosed(c, 2*time.Second) {
 		t.Fatal("a snapshot header claiming 1 GiB (limit 512 MiB) left the connection open")
 	}
-	c = rawPeer(t, addr, "a", "")
+	c = rawPeer(t, addr, "a", "", "b")
 	writeFrames(t, c, header(500<<20))
 	writeFrames(t, c, func(fw *frameWriter) {
 		at := fw.begin(frameSnapChunk)
@@ -533,7 +534,7 @@ func TestPeerTokenRequired(t *testing.T) {
 		t.Errorf("no refusal logged:\n%s", logs)
 	}
 	// A raw peer with no proof at all is refused too.
-	c := rawPeer(t, ps["b"].tr.ln.Addr().String(), "good", "")
+	c := rawPeer(t, ps["b"].tr.ln.Addr().String(), "good", "", "b")
 	writeFrames(t, c, func(fw *frameWriter) {
 		fw.writeMessage(&raftcore.Message{Type: raftcore.MsgHeartbeat, From: "good", To: "b", Term: 1})
 	})
@@ -713,5 +714,42 @@ func TestParseFlagsPeerPlane(t *testing.T) {
 		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: %v; want a usage error naming %s", tt.args, err, tt.want)
 		}
+	}
+}
+
+// A proof names the member it was made for: one obtained by whatever
+// answered a dial to another member's address is refused (review of issue
+// 14: a squatter on a down member's port relaying its challenge).
+func TestPeerProofNamesItsReceiver(t *testing.T) {
+	ps := startPeers(t, []string{"a", "b"}, func(c *Config) { c.PeerToken = "s3cret" })
+	addr := ps["b"].tr.ln.Addr().String()
+	c := rawPeer(t, addr, "a", "s3cret", "c")
+	if !waitClosed(c, 2*time.Second) {
+		t.Fatal("a proof made for member c was accepted by b")
+	}
+	c = rawPeer(t, addr, "a", "s3cret", "b")
+	if waitClosed(c, 300*time.Millisecond) {
+		t.Fatal("a proof made for b was refused by b")
+	}
+}
+
+// An entry count beyond what the frame can hold (4 bytes per entry at
+// least) is refused before anything is allocated for it.
+func TestDecodeMessageBoundsEntryCount(t *testing.T) {
+	m := raftcore.Message{Type: raftcore.MsgApp, From: "a", To: "b", Term: 1}
+	b := appendMessage(nil, &m)
+	// appendMessage ended with the entry count 0: claim 1<<20 entries
+	// in 2 MiB of zeros (fewer than 4 bytes each would need 4 MiB).
+	b = binary.AppendUvarint(b[:len(b)-1], 1<<20)
+	b = append(b, make([]byte, 2<<20)...)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := decodeMessage(b)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("a message claiming more entries than its bytes can hold was decoded")
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 8<<20 {
+		t.Fatalf("decoding it allocated %d MiB", got>>20)
 	}
 }

@@ -406,7 +406,7 @@ func (p *peer) handshake(conn net.Conn, fw *frameWriter) error {
 	}
 	h := hello{id: p.t.id, peerAddr: p.t.advertise, clientAddr: p.t.advertiseClient}
 	if p.t.token != "" {
-		h.proof = helloProof(p.t.token, nonce, h)
+		h.proof = helloProof(p.t.token, nonce, p.id, h)
 	}
 	fw.buf = fw.buf[:0]
 	fw.writeAuthHello(h)
@@ -613,7 +613,7 @@ func (t *transport) acceptHello(c net.Conn) (hello, bool) {
 		t.logf("peer connection from %s: %v", c.RemoteAddr(), err)
 		return hello{}, false
 	}
-	if t.token != "" && !validProof(t.token, nonce[:], h) {
+	if t.token != "" && !validProof(t.token, nonce[:], t.id, h) {
 		n := t.authFailures.Add(1)
 		now := time.Now().UnixNano()
 		if last := t.authLoggedAt.Load(); now-last >= int64(time.Second) && t.authLoggedAt.CompareAndSwap(last, now) {
