@@ -21,6 +21,7 @@ test: build
 	$(MAKE) lint
 
 lint:
+	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod/go.sum not tidy: run go mod tidy (go mod tidy -diff shows the changes)"; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
@@ -54,7 +55,7 @@ BACKEND ?= local
 runner: raft-kv
 	$(GO) build -o bin/runner ./cmd/runner
 
-# The BUGS.md scenarios on the default backend, with their verdict.
+# The docs/BUGS.md scenarios on the default backend, with their verdict.
 bug1: runner
 	bin/runner apply experiments/bug1.yaml --backend $(BACKEND) --bin bin/raft-kv -q
 bug2: runner

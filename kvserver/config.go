@@ -47,7 +47,7 @@ type Config struct {
 	// SnapshotKeep is how many entries stay in the log behind a snapshot,
 	// so that a follower a little behind gets entries, not a snapshot.
 	SnapshotKeep uint64
-	// Mode is the safety mode (BUGS.md): safe, unsafe-early-vote,
+	// Mode is the safety mode (docs/BUGS.md): safe, unsafe-early-vote,
 	// unsafe-no-joint.
 	Mode reconfig.Mode
 	// AdminToken, when set, must be given as "Authorization: Bearer TOKEN"
@@ -110,50 +110,131 @@ func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// Description is raft-kv's one-paragraph description, the head of its
+// --help.
+const Description = `raft-kv is raftlab's replicated key-value server: one node of a Raft
+cluster (raftcore, on a disk WAL with snapshots). It serves three planes,
+each on its own port: the client plane (--client-addr: HTTP/JSON GET, PUT,
+POST and DELETE on /kv/{key}, linearizable through any node, plus /healthz,
+/readyz and /metrics), the admin plane (--admin-addr: /admin/status,
+membership changes, leadership transfer, snapshots and fault injection,
+behind --admin-token when set) and the peer plane (--peer-addr: Raft
+messages and snapshots between members, authenticated with --peer-token
+when set).`
+
+// Usage writes raft-kv's --help: the description, a usage line, and every
+// flag with its default and its environment variable, generated from the
+// flag set ParseFlags uses.
+func Usage(w io.Writer) {
+	fs, _ := newFlagSet()
+	fmt.Fprintf(w, "%s\n\nUsage:\n  raft-kv --id ID --peers ID=HOST:PORT,... --data-dir DIR [flags]\n"+
+		"  raft-kv --id ID --join --peer-addr HOST:PORT --data-dir DIR [flags]\n\n"+
+		"Every flag falls back to the environment variable %s<FLAG> (upper case,\n"+
+		"dashes as underscores); a flag given on the command line wins. --id also\n"+
+		"falls back to POD_NAME. Exit codes: 0 after SIGTERM or SIGINT (or --help),\n"+
+		"1 on a fatal runtime error, 2 on a configuration error.\n\nFlags:\n",
+		Description, envPrefix)
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		if typ != "" {
+			typ = " " + typ
+		}
+		fmt.Fprintf(w, "  --%s%s\n        %s\n        default: %s; env: %s\n",
+			f.Name, typ, usage, FlagDefault(f), FlagEnv(f.Name))
+	})
+}
+
+// FlagDefault is the default of a raft-kv flag as --help shows it: its
+// value, or what it means when the default is computed or empty.
+func FlagDefault(f *flag.Flag) string {
+	if d, ok := computedDefaults[f.Name]; ok {
+		return d
+	}
+	if f.DefValue == "" {
+		return "none"
+	}
+	return f.DefValue
+}
+
+// computedDefaults describe the defaults that are not a flag's zero value.
+var computedDefaults = map[string]string{
+	"id":               "none (required)",
+	"peers":            "none (required unless --join)",
+	"data-dir":         "none (required)",
+	"peer-addr":        "this node's address in --peers",
+	"advertise-peer":   "this node's address in --peers, then --peer-addr",
+	"advertise-client": "--client-addr",
+	"max-body-bytes":   "2*max-value-bytes+1024",
+	"peer-token":       "none (peers are not authenticated: only for loopback)",
+	"admin-token":      "none (the admin plane is open)",
+}
+
+// FlagEnv names the environment fallbacks of a raft-kv flag.
+func FlagEnv(flagName string) string {
+	if flagName == "id" {
+		return envName(flagName) + ", then POD_NAME"
+	}
+	return envName(flagName)
+}
+
+// flagValues are the variables newFlagSet binds.
+type flagValues struct {
+	id, peers, dataDir, clientAddr, peerAddr, adminAddr string
+	advPeer, advClient, mode, token                     string
+	electionMs, heartbeatMs                             int
+	snapInterval, reqTimeout                            time.Duration
+	snapEntries, snapKeep                               uint64
+	maxKey, maxValue, maxBody                           int
+	join                                                bool
+	peerToken                                           string
+	maxSnap                                             int64
+	peerStall                                           time.Duration
+}
+
+// newFlagSet is raft-kv's flag set, shared by ParseFlags and Usage.
+func newFlagSet() (*flag.FlagSet, *flagValues) {
+	fs := flag.NewFlagSet("raft-kv", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	v := &flagValues{}
+	fs.StringVar(&v.id, "id", "", "this node's `id`, e.g. kv-0")
+	fs.StringVar(&v.peers, "peers", "", "members as `id=host:port,...` (the founding voters unless --join)")
+	fs.BoolVar(&v.join, "join", false, "start empty and wait to be added as a learner")
+	fs.StringVar(&v.dataDir, "data-dir", "", "data `directory` (WAL, snapshots); created if missing")
+	fs.StringVar(&v.clientAddr, "client-addr", "127.0.0.1:8080", "client plane listen `address`")
+	fs.StringVar(&v.peerAddr, "peer-addr", "", "peer (Raft) plane listen `address`")
+	fs.StringVar(&v.adminAddr, "admin-addr", "127.0.0.1:9090", "admin plane listen `address`")
+	fs.StringVar(&v.advPeer, "advertise-peer", "", "peer `address` others reach this node at")
+	fs.StringVar(&v.advClient, "advertise-client", "", "client `address` reported in redirects")
+	fs.IntVar(&v.electionMs, "election-timeout-ms", int(DefaultElectionTimeout/time.Millisecond), "election timeout in `ms` (randomized in [t, 2t))")
+	fs.IntVar(&v.heartbeatMs, "heartbeat-ms", int(DefaultHeartbeat/time.Millisecond), "heartbeat interval in `ms` (at most half the election timeout)")
+	fs.DurationVar(&v.snapInterval, "snapshot-interval", DefaultSnapshotInterval, "snapshot at least this often (0: never by time)")
+	fs.Uint64Var(&v.snapEntries, "snapshot-entries", DefaultSnapshotEntries, "snapshot after this many applied entries (0: never by count)")
+	fs.Uint64Var(&v.snapKeep, "snapshot-keep-entries", DefaultSnapshotKeep, "entries kept in the log behind a snapshot")
+	fs.StringVar(&v.mode, "mode", "safe", "safety `mode`: safe, unsafe-early-vote, unsafe-no-joint (docs/BUGS.md)")
+	fs.StringVar(&v.token, "admin-token", "", "bearer `token` required by the admin plane")
+	fs.IntVar(&v.maxKey, "max-key-bytes", DefaultMaxKeyBytes, "largest key accepted, in bytes")
+	fs.IntVar(&v.maxValue, "max-value-bytes", DefaultMaxValueBytes, "largest value accepted, in bytes")
+	fs.IntVar(&v.maxBody, "max-body-bytes", 0, "largest request body accepted, in bytes")
+	fs.DurationVar(&v.reqTimeout, "request-timeout", DefaultRequestTimeout, "how long a request waits for commit")
+	fs.StringVar(&v.peerToken, "peer-token", "", "shared `secret` a peer must prove (HMAC of a nonce, never sent) before its messages are taken; "+
+		"the same on every member; prefer the environment variable to the flag")
+	fs.Int64Var(&v.maxSnap, "max-snapshot-bytes", DefaultMaxSnapshotBytes, "largest snapshot accepted from a peer, in bytes (must exceed the leader's snapshot size)")
+	fs.DurationVar(&v.peerStall, "peer-stall-timeout", DefaultPeerStallTimeout, "a peer write (a snapshot included) that makes no progress this long fails and is retried")
+	return fs, v
+}
+
 // ParseFlags reads a Config from args (without the program name). Every
 // flag falls back to the environment variable RAFT_KV_<FLAG> (dashes as
 // underscores), and --id also to POD_NAME, so that a StatefulSet pod can take
-// its id from its name. Errors wrap ErrUsage and are one line.
+// its id from its name. Errors wrap ErrUsage and are one line, except -h,
+// -help and --help, which return flag.ErrHelp: the caller prints Usage and
+// exits 0.
 func ParseFlags(args []string, getenv func(string) string) (Config, error) {
-	fs := flag.NewFlagSet("raft-kv", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	var (
-		id, peers, dataDir, clientAddr, peerAddr, adminAddr string
-		advPeer, advClient, mode, token                     string
-		electionMs, heartbeatMs                             int
-		snapInterval, reqTimeout                            time.Duration
-		snapEntries, snapKeep                               uint64
-		maxKey, maxValue, maxBody                           int
-		join                                                bool
-		peerToken                                           string
-		maxSnap                                             int64
-		peerStall                                           time.Duration
-	)
-	fs.StringVar(&id, "id", "", "this node's id, e.g. kv-0 (env RAFT_KV_ID, then POD_NAME)")
-	fs.StringVar(&peers, "peers", "", "members as id=host:port,... (the founding voters unless --join)")
-	fs.BoolVar(&join, "join", false, "start empty and wait to be added as a learner")
-	fs.StringVar(&dataDir, "data-dir", "", "data directory (WAL, snapshots); created if missing")
-	fs.StringVar(&clientAddr, "client-addr", "127.0.0.1:8080", "client API listen address")
-	fs.StringVar(&peerAddr, "peer-addr", "", "peer (Raft) listen address (default: this node's address in --peers)")
-	fs.StringVar(&adminAddr, "admin-addr", "127.0.0.1:9090", "admin plane listen address")
-	fs.StringVar(&advPeer, "advertise-peer", "", "peer address others reach this node at (default: its --peers entry)")
-	fs.StringVar(&advClient, "advertise-client", "", "client address reported in redirects (default: --client-addr)")
-	fs.IntVar(&electionMs, "election-timeout-ms", int(DefaultElectionTimeout/time.Millisecond), "election timeout in ms")
-	fs.IntVar(&heartbeatMs, "heartbeat-ms", int(DefaultHeartbeat/time.Millisecond), "heartbeat interval in ms")
-	fs.DurationVar(&snapInterval, "snapshot-interval", DefaultSnapshotInterval, "snapshot at least this often (0: never by time)")
-	fs.Uint64Var(&snapEntries, "snapshot-entries", DefaultSnapshotEntries, "snapshot after this many applied entries (0: never by count)")
-	fs.Uint64Var(&snapKeep, "snapshot-keep-entries", DefaultSnapshotKeep, "entries kept in the log behind a snapshot")
-	fs.StringVar(&mode, "mode", "safe", "safety mode: safe, unsafe-early-vote, unsafe-no-joint")
-	fs.StringVar(&token, "admin-token", "", "bearer token required by the admin plane")
-	fs.IntVar(&maxKey, "max-key-bytes", DefaultMaxKeyBytes, "largest key accepted")
-	fs.IntVar(&maxValue, "max-value-bytes", DefaultMaxValueBytes, "largest value accepted")
-	fs.IntVar(&maxBody, "max-body-bytes", 0, "largest request body accepted (default: max-value-bytes*2+1024)")
-	fs.DurationVar(&reqTimeout, "request-timeout", DefaultRequestTimeout, "how long a request waits for commit")
-	fs.StringVar(&peerToken, "peer-token", "", "shared secret a peer must prove (HMAC of a nonce, never sent) before its messages are taken; the same on every member; "+
-		"prefer env RAFT_KV_PEER_TOKEN (default none: only for loopback)")
-	fs.Int64Var(&maxSnap, "max-snapshot-bytes", DefaultMaxSnapshotBytes, "largest snapshot accepted from a peer (must exceed the leader's snapshot size)")
-	fs.DurationVar(&peerStall, "peer-stall-timeout", DefaultPeerStallTimeout, "a peer write (a snapshot included) that makes no progress this long fails and is retried")
+	fs, v := newFlagSet()
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return Config{}, flag.ErrHelp
+		}
 		return Config{}, usagef("%v", err)
 	}
 	if fs.NArg() > 0 {
@@ -179,25 +260,25 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 	if envErr != nil {
 		return Config{}, envErr
 	}
-	m, err := reconfig.ParseMode(mode)
+	m, err := reconfig.ParseMode(v.mode)
 	if err != nil {
 		return Config{}, usagef("--mode: %v", err)
 	}
-	pm, err := ParsePeers(peers)
+	pm, err := ParsePeers(v.peers)
 	if err != nil {
 		return Config{}, err
 	}
 	c := Config{
-		ID: id, Peers: pm, Join: join, DataDir: dataDir,
-		ClientAddr: clientAddr, PeerAddr: peerAddr, AdminAddr: adminAddr,
-		AdvertisePeer: advPeer, AdvertiseClient: advClient,
-		ElectionTimeout:  time.Duration(electionMs) * time.Millisecond,
-		Heartbeat:        time.Duration(heartbeatMs) * time.Millisecond,
-		SnapshotInterval: snapInterval, SnapshotEntries: snapEntries, SnapshotKeep: snapKeep,
-		Mode: m, AdminToken: token,
-		MaxKeyBytes: maxKey, MaxValueBytes: maxValue, MaxBodyBytes: maxBody,
-		RequestTimeout: reqTimeout,
-		PeerToken:      peerToken, MaxSnapshotBytes: maxSnap, PeerStallTimeout: peerStall,
+		ID: v.id, Peers: pm, Join: v.join, DataDir: v.dataDir,
+		ClientAddr: v.clientAddr, PeerAddr: v.peerAddr, AdminAddr: v.adminAddr,
+		AdvertisePeer: v.advPeer, AdvertiseClient: v.advClient,
+		ElectionTimeout:  time.Duration(v.electionMs) * time.Millisecond,
+		Heartbeat:        time.Duration(v.heartbeatMs) * time.Millisecond,
+		SnapshotInterval: v.snapInterval, SnapshotEntries: v.snapEntries, SnapshotKeep: v.snapKeep,
+		Mode: m, AdminToken: v.token,
+		MaxKeyBytes: v.maxKey, MaxValueBytes: v.maxValue, MaxBodyBytes: v.maxBody,
+		RequestTimeout: v.reqTimeout,
+		PeerToken:      v.peerToken, MaxSnapshotBytes: v.maxSnap, PeerStallTimeout: v.peerStall,
 	}
 	return c, c.Validate()
 }

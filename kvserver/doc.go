@@ -181,7 +181,7 @@
 // at every start instead of from its log (raftcore
 // Options.UnsafeStartupMembership); --mode unsafe-no-joint lets
 // change-voters replace any number of voters in one step
-// (Options.UnsafeAllowMultiVoterOneStep). ../shared/design/BUGS.md says what
+// (Options.UnsafeAllowMultiVoterOneStep). docs/BUGS.md says what
 // breaks. The default, safe, is the only mode for real use.
 //
 // # Shutdown

@@ -82,7 +82,7 @@ func Start(cfg Config) (*Server, error) {
 	}
 	switch cfg.Mode {
 	case reconfig.UnsafeEarlyVote:
-		// BUGS.md, unsafe-early-vote: the membership comes from the start-up
+		// docs/BUGS.md, unsafe-early-vote: the membership comes from the start-up
 		// configuration (the peer list), not from the log.
 		c := raftcore.NewConfig(slices.Sorted(maps.Keys(cfg.Peers)))
 		opts.UnsafeStartupMembership = &c

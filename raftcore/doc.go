@@ -43,7 +43,7 @@
 //     decides whose votes count.
 //   - A leader outside C_new leads until C_new commits, then steps down
 //     (thesis §4.2.2); removed members receive C_new before they are dropped.
-//   - The unsafe options of BUGS.md, off by default:
+//   - The unsafe options of docs/BUGS.md, off by default:
 //     Options.UnsafeStartupMembership (early vote) and
 //     Options.UnsafeAllowMultiVoterOneStep (no joint consensus).
 //

@@ -12,7 +12,7 @@ import (
 )
 
 // TestCoreIsPure keeps the decision code free of I/O, clocks and
-// goroutines (ARCHITECTURE.md: the single most important rule). It parses
+// goroutines (docs/ARCHITECTURE.md: the single most important rule). It parses
 // every non-test file of the core packages and fails on a forbidden import
 // or a go statement.
 func TestCoreIsPure(t *testing.T) {

@@ -41,12 +41,12 @@ type Options struct {
 	// Seed seeds the randomized election timeout; nodes should differ.
 	Seed uint64
 
-	// UnsafeStartupMembership reproduces BUGS.md's unsafe-early-vote: the
+	// UnsafeStartupMembership reproduces docs/BUGS.md's unsafe-early-vote: the
 	// node takes this membership at start-up instead of the one its log
 	// gives, votes and campaigns in it at once, until the next configuration
 	// entry reaches its log. Never set it in a real deployment.
 	UnsafeStartupMembership *Config
-	// UnsafeAllowMultiVoterOneStep reproduces BUGS.md's unsafe-no-joint: a
+	// UnsafeAllowMultiVoterOneStep reproduces docs/BUGS.md's unsafe-no-joint: a
 	// one-step change may alter any number of voters. Never set it in a real
 	// deployment.
 	UnsafeAllowMultiVoterOneStep bool

@@ -6,12 +6,6 @@ import (
 	"sort"
 )
 
-// Transport sends messages to peers. It must not block on a slow peer and may
-// drop messages: Raft tolerates loss, reordering and duplication.
-type Transport interface {
-	Send(msgs []Message)
-}
-
 // LinkFaults are the faults applied to messages on one link (or all links).
 type LinkFaults struct {
 	// Drop is the probability that a message is lost.
@@ -31,7 +25,7 @@ type queued struct {
 	m    Message
 }
 
-// MemNetwork is an in-memory Transport with a virtual clock, partitions and
+// MemNetwork is an in-memory network with a virtual clock, partitions and
 // per-link faults, driven by one seeded random source: the same seed and the
 // same calls give the same deliveries. Not safe for concurrent use.
 type MemNetwork struct {
@@ -101,15 +95,6 @@ func (n *MemNetwork) Heal() {
 // (ignoring random loss).
 func (n *MemNetwork) Connected(from, to string) bool {
 	return n.group[from] == n.group[to] && !n.cut[[2]string{from, to}]
-}
-
-// Send implements Transport, taking each message's From as its sender.
-// Prefer SendFrom: a forwarded request keeps its originator in From, and
-// its link is the forwarder's.
-func (n *MemNetwork) Send(msgs []Message) {
-	for _, m := range msgs {
-		n.SendFrom(m.From, []Message{m})
-	}
 }
 
 // SendFrom queues messages that node from puts on the wire. Partitions, cuts

@@ -23,7 +23,7 @@ func driverChange(mode Mode, steps *[]string) memcluster.ChangeMembership {
 	}
 }
 
-// The BUGS.md scenarios with their membership change made by the reconfig
+// The docs/BUGS.md scenarios with their membership change made by the reconfig
 // driver: in the unsafe modes the violation happens on every seed, in safe
 // mode on none.
 func TestBugScenariosThroughTheDriver(t *testing.T) {

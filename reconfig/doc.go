@@ -17,7 +17,7 @@
 // EnterJoint, CommitNew (the joint entry's commit), TransferLeader if the
 // leader is leaving, LeaveJoint, then RemoveMember for learners that are not
 // wanted. Scale-out, scale-in, replacement and several members at once are
-// all one joint change. The unsafe modes of ../shared/design/BUGS.md
+// all one joint change. The unsafe modes of docs/BUGS.md
 // (UnsafeEarlyVote, UnsafeNoJoint) plan the shortcut and list the
 // invariants they waive.
 //

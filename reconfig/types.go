@@ -10,17 +10,17 @@ import (
 )
 
 // Mode selects how membership changes are carried out. The names are the
-// RaftCluster resource's safetyMode values (../shared/design/BUGS.md).
+// RaftCluster resource's safetyMode values (docs/BUGS.md).
 type Mode string
 
 const (
 	// Safe: learners first, promotion only once caught up, joint consensus
 	// for every change of voters, leader transferred before its removal.
 	Safe Mode = "safe"
-	// UnsafeEarlyVote (BUGS.md bug 1): new members become voters at once,
+	// UnsafeEarlyVote (docs/BUGS.md bug 1): new members become voters at once,
 	// without a learner stage and without waiting to catch up.
 	UnsafeEarlyVote Mode = "unsafe-early-vote"
-	// UnsafeNoJoint (BUGS.md bug 2): one configuration entry straight from
+	// UnsafeNoJoint (docs/BUGS.md bug 2): one configuration entry straight from
 	// C_old to C_new, however many voters change.
 	UnsafeNoJoint Mode = "unsafe-no-joint"
 )

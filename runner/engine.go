@@ -52,7 +52,6 @@ type run struct {
 	workloadEnd time.Duration
 	replicaSet  []string
 	started     map[string]bool
-	killed      map[string]bool
 	paused      map[string]bool
 	blocked     map[[2]string]bool
 	steps       []StepRecord
@@ -62,7 +61,7 @@ type run struct {
 	changes     []leaderChange
 	transferAt  time.Duration
 	stepSeq     uint64
-	notes       []string
+	notes       []string      // errors of random faults, in result.json's notes
 	start       time.Duration // when the cluster had its first leader: time zero of the results
 }
 
@@ -110,7 +109,7 @@ func Execute(ctx context.Context, exp *experiment.Experiment, opts Options) (*Ru
 	r := &run{exp: exp, c: c, opts: opts, ctx: ctx, seed: seed, mode: mode,
 		rng:     rand.New(rand.NewPCG(seed, 0x72756e)),
 		phase:   "before",
-		started: map[string]bool{}, killed: map[string]bool{}, paused: map[string]bool{}, blocked: map[[2]string]bool{}}
+		started: map[string]bool{}, paused: map[string]bool{}, blocked: map[[2]string]bool{}}
 	for i := 0; i < exp.Cluster.Replicas; i++ {
 		r.replicaSet = append(r.replicaSet, nodeName(i))
 		r.started[nodeName(i)] = true
@@ -460,9 +459,6 @@ func (r *run) act(s experiment.Step, rec *StepRecord) error {
 		for _, id := range ids {
 			if s.Kill != nil {
 				err = c.Kill(id)
-				r.mu.Lock()
-				r.killed[id] = err == nil
-				r.mu.Unlock()
 			} else {
 				err = c.Pause(id)
 				r.mu.Lock()
@@ -637,7 +633,6 @@ func (r *run) restart(id string) error {
 		}
 	}
 	r.mu.Lock()
-	delete(r.killed, id)
 	delete(r.paused, id)
 	r.mu.Unlock()
 	return r.reapplyBlocks(id)

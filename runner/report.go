@@ -190,6 +190,7 @@ func (r *run) result(stats backend.Stats, start time.Duration, wall time.Time) *
 	}
 	sort.SliceStable(res.Steps, func(i, j int) bool { return res.Steps[i].StartMs < res.Steps[j].StartMs })
 	res.Elections = nonNilE(res.Elections)
+	res.Notes = append([]string{}, r.notes...)
 	res.Expectations = expectations(exp.Expect.For(exp.Cluster.SafetyMode), res)
 	return &Run{Result: res, History: hist, lin: lin}
 }

@@ -27,10 +27,13 @@ type Result struct {
 	// ConfigHistory is "complete" (every committed configuration, sim) or
 	// "sampled" (status samples, local: consecutive configurations are
 	// then not checked against each other).
-	ConfigHistory string            `json:"configurationHistory"`
-	Steps         []StepRecord      `json:"steps"`
-	Files         map[string]string `json:"files"`
-	BackendDir    string            `json:"backendDir,omitempty"`
+	ConfigHistory string       `json:"configurationHistory"`
+	Steps         []StepRecord `json:"steps"`
+	// Notes are errors the run recovered from without failing a step,
+	// such as a random fault that could not be applied.
+	Notes      []string          `json:"notes"`
+	Files      map[string]string `json:"files"`
+	BackendDir string            `json:"backendDir,omitempty"`
 }
 
 // Linearizability is porcupine's verdict.

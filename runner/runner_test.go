@@ -31,7 +31,7 @@ func seeds(t *testing.T, env string, full, short uint64) uint64 {
 	return full
 }
 
-// The BUGS.md scenarios on the simulator: the unsafe mode breaks on every
+// The docs/BUGS.md scenarios on the simulator: the unsafe mode breaks on every
 // seed, safe mode on none (RUNNER_BUG_SEEDS, default 200).
 func TestBugsOnSim(t *testing.T) {
 	n := seeds(t, "RUNNER_BUG_SEEDS", 200, 10)

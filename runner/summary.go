@@ -60,6 +60,15 @@ func (run *Run) PrintSummary(w io.Writer, dir string) {
 		}
 		fmt.Fprintf(w, "reconfig     %s -> %s: %s\n", strings.Join(rc.From, " "), strings.Join(rc.To, " "), state)
 	}
+	if n := len(res.Notes); n > 0 {
+		fmt.Fprintf(w, "notes        %d, first: %s\n", n, res.Notes[0])
+		for _, s := range res.Notes[1:min(n, 5)] {
+			fmt.Fprintf(w, "             %s\n", s)
+		}
+		if n > 5 {
+			fmt.Fprintf(w, "             (%d more in result.json)\n", n-5)
+		}
+	}
 	verdict := "PASS: every expectation met (exit 0)"
 	if !res.Expectations.Met {
 		var bad []string

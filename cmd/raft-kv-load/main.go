@@ -2,14 +2,17 @@
 // or an open-loop rate, against a running cluster (--endpoints) or against a
 // local cluster it starts itself from a raft-kv binary (--spawn N --bin).
 // It prints ops/s and p50/p95/p99 per operation, and the report as JSON
-// with --json.
+// with --json. --help (or -h) prints what it does and every flag with its
+// default, and exits 0; bad flags exit 2.
 package main
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -18,29 +21,95 @@ import (
 	"github.com/raftlab/raftlab/kvserver/localcluster"
 )
 
+// description is the head of raft-kv-load --help.
+const description = `raft-kv-load is raft-kv's load generator: --clients closed-loop clients, or
+an open-loop --rate, of puts and gets (--writes is the share of writes)
+over --keys keys, against a running cluster (--endpoints) or against a local
+cluster of --spawn raft-kv processes it starts itself from --bin. After
+--warmup it measures for --duration, then prints ops/s and p50/p95/p99
+latency per operation, and writes the report as JSON with --json.`
+
+// options are raft-kv-load's flags.
+type options struct {
+	endpoints, bin, dir, jsonOut string
+	serverArgs                   string
+	spawn                        int
+	cfg                          loadgen.Config
+}
+
+func newFlagSet() (*flag.FlagSet, *options) {
+	o := &options{}
+	fs := flag.NewFlagSet("raft-kv-load", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&o.endpoints, "endpoints", "", "client `URLs`, comma-separated (or use --spawn)")
+	fs.IntVar(&o.spawn, "spawn", 0, "start a local cluster of this many raft-kv processes (needs --bin)")
+	fs.StringVar(&o.bin, "bin", "", "raft-kv `binary` for --spawn")
+	fs.StringVar(&o.serverArgs, "server-args", "", "extra raft-kv `flags` for --spawn, space-separated")
+	fs.StringVar(&o.dir, "dir", "", "data `directory` for --spawn")
+	fs.IntVar(&o.cfg.Clients, "clients", 64, "concurrent clients")
+	fs.DurationVar(&o.cfg.Duration, "duration", 10*time.Second, "measured duration")
+	fs.DurationVar(&o.cfg.Warmup, "warmup", 2*time.Second, "unmeasured warm-up")
+	fs.Float64Var(&o.cfg.WriteRatio, "writes", 1, "share of writes in [0, 1]")
+	fs.IntVar(&o.cfg.ValueSize, "value-size", 128, "value size in bytes")
+	fs.IntVar(&o.cfg.Keys, "keys", 10000, "key space")
+	fs.Float64Var(&o.cfg.Rate, "rate", 0, "open-loop requests per second (0: closed loop)")
+	fs.Uint64Var(&o.cfg.Seed, "seed", 1, "seed of the key and operation choices")
+	fs.StringVar(&o.jsonOut, "json", "", "also write the report as JSON to this `file`")
+	return fs, o
+}
+
+// defaultNotes describe defaults that are empty or computed.
+var defaultNotes = map[string]string{
+	"endpoints":   "none (give --endpoints or --spawn)",
+	"bin":         "none (required with --spawn)",
+	"server-args": "none",
+	"dir":         "a temporary directory, removed after",
+	"json":        "none (no JSON report)",
+}
+
+func usage(w io.Writer) {
+	fs, _ := newFlagSet()
+	fmt.Fprintf(w, "%s\n\nUsage:\n  raft-kv-load --endpoints http://HOST:PORT,... [flags]\n"+
+		"  raft-kv-load --spawn N --bin ./raft-kv [flags]\n\n"+
+		"Exit codes: 0 the run completed (or --help), 1 it failed, 2 bad flags.\n\nFlags:\n", description)
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, text := flag.UnquoteUsage(f)
+		if typ != "" {
+			typ = " " + typ
+		}
+		def, ok := defaultNotes[f.Name]
+		if !ok {
+			def = f.DefValue
+		}
+		fmt.Fprintf(w, "  --%s%s\n        %s\n        default: %s\n", f.Name, typ, text, def)
+	})
+}
+
+// parse reads the command line; done reports the command is over (help
+// printed, or bad flags reported) with exit code code.
+func parse(args []string, stdout, stderr io.Writer) (o *options, code int, done bool) {
+	fs, o := newFlagSet()
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage(stdout)
+		return nil, 0, true
+	case err != nil:
+		fmt.Fprintf(stderr, "raft-kv-load: %v (see raft-kv-load -h)\n", err)
+		return nil, 2, true
+	case fs.NArg() > 0:
+		fmt.Fprintf(stderr, "raft-kv-load: unexpected argument %q (all settings are flags; see raft-kv-load -h)\n", fs.Arg(0))
+		return nil, 2, true
+	}
+	return o, 0, false
+}
+
 func main() {
-	var (
-		endpoints, bin, dir, jsonOut string
-		serverArgs                   string
-		spawn                        int
-		cfg                          loadgen.Config
-	)
-	flag.StringVar(&endpoints, "endpoints", "", "client URLs, comma-separated (or use --spawn)")
-	flag.IntVar(&spawn, "spawn", 0, "start a local cluster of this many raft-kv processes (needs --bin)")
-	flag.StringVar(&bin, "bin", "", "raft-kv binary for --spawn")
-	flag.StringVar(&serverArgs, "server-args", "", "extra raft-kv flags for --spawn, space-separated")
-	flag.StringVar(&dir, "dir", "", "data directory for --spawn (default: a temporary directory, removed after)")
-	flag.IntVar(&cfg.Clients, "clients", 64, "concurrent clients")
-	flag.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured duration")
-	flag.DurationVar(&cfg.Warmup, "warmup", 2*time.Second, "unmeasured warm-up")
-	flag.Float64Var(&cfg.WriteRatio, "writes", 1, "share of writes in [0, 1]")
-	flag.IntVar(&cfg.ValueSize, "value-size", 128, "value size in bytes")
-	flag.IntVar(&cfg.Keys, "keys", 10000, "key space")
-	flag.Float64Var(&cfg.Rate, "rate", 0, "open-loop requests per second (0: closed loop)")
-	flag.Uint64Var(&cfg.Seed, "seed", 1, "seed of the key and operation choices")
-	flag.StringVar(&jsonOut, "json", "", "also write the report as JSON to this file")
-	flag.Parse()
-	if err := run(endpoints, spawn, bin, dir, jsonOut, strings.Fields(serverArgs), cfg); err != nil {
+	o, code, done := parse(os.Args[1:], os.Stdout, os.Stderr)
+	if done {
+		os.Exit(code)
+	}
+	if err := run(o.endpoints, o.spawn, o.bin, o.dir, o.jsonOut, strings.Fields(o.serverArgs), o.cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "raft-kv-load: %v\n", err)
 		os.Exit(1)
 	}

@@ -3,15 +3,20 @@
 // plane. See the kvserver package documentation for the API, and the README
 // for a 3-node cluster started by hand.
 //
+// raft-kv --help (or -h) prints what it is, a usage line and every flag with
+// its default and environment variable, and exits 0.
+//
 // Exit codes: 0 after SIGTERM or SIGINT (leadership transferred first when
-// this node leads), 1 on a fatal runtime error (storage, listeners), 2 on a
-// configuration error.
+// this node leads) or after --help, 1 on a fatal runtime error (storage,
+// listeners), 2 on a configuration error (one line on stderr).
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"os/signal"
@@ -21,15 +26,29 @@ import (
 	"github.com/raftlab/raftlab/kvserver"
 )
 
+// configure parses the command line. done reports that the command is over
+// (help printed, or a bad configuration reported) with exit code code.
+func configure(args []string, getenv func(string) string, stdout, stderr io.Writer) (cfg kvserver.Config, code int, done bool) {
+	cfg, err := kvserver.ParseFlags(args, getenv)
+	switch {
+	case err == nil:
+		return cfg, 0, false
+	case errors.Is(err, flag.ErrHelp):
+		kvserver.Usage(stdout)
+		return cfg, 0, true
+	case errors.Is(err, kvserver.ErrUsage):
+		fmt.Fprintf(stderr, "raft-kv: %v (see raft-kv -h)\n", err)
+		return cfg, 2, true
+	default:
+		fmt.Fprintf(stderr, "raft-kv: %v\n", err)
+		return cfg, 1, true
+	}
+}
+
 func main() {
-	cfg, err := kvserver.ParseFlags(os.Args[1:], os.Getenv)
-	if err != nil {
-		if errors.Is(err, kvserver.ErrUsage) {
-			fmt.Fprintf(os.Stderr, "raft-kv: %v (see raft-kv -h)\n", err)
-			os.Exit(2)
-		}
-		fmt.Fprintf(os.Stderr, "raft-kv: %v\n", err)
-		os.Exit(1)
+	cfg, code, done := configure(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	if done {
+		os.Exit(code)
 	}
 	logger := log.New(os.Stderr, cfg.ID+" ", log.LstdFlags|log.Lmicroseconds)
 	cfg.Logf = logger.Printf

@@ -1,4 +1,4 @@
-// Command raftcore-demo runs the two BUGS.md scenarios on raftcore's
+// Command raftcore-demo runs the two docs/BUGS.md scenarios on raftcore's
 // in-memory cluster, with and without their unsafe options, over many seeds,
 // and prints how often safety broke. It is raftlab's main job until the
 // experiment runner exists.
@@ -7,33 +7,78 @@
 //
 //	raftcore-demo [-seeds N] [-v]
 //
+// -h or -help prints what it does and every flag with its default, and
+// exits 0.
+//
 // Exit code 0 when every unsafe run broke safety and no safe run did, 1
-// otherwise, 2 on bad flags.
+// otherwise, 2 on bad flags (one line on stderr).
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/raftlab/raftlab/raftcore/memcluster"
 )
 
+// description is the head of raftcore-demo --help.
+const description = `raftcore-demo runs docs/BUGS.md's two scenarios, bug1 (early vote) and
+bug2 (no joint consensus), on raftcore's deterministic in-memory cluster,
+each with its unsafe option on and off, over -seeds seeds, and prints how
+often each mode broke safety: the unsafe modes should break it every time,
+the safe ones never.`
+
+func newFlagSet() (fs *flag.FlagSet, seeds *int, verbose *bool) {
+	fs = flag.NewFlagSet("raftcore-demo", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	seeds = fs.Int("seeds", 200, "seeds per scenario and mode (positive)")
+	verbose = fs.Bool("v", false, "print the first violation of each unsafe scenario")
+	return fs, seeds, verbose
+}
+
+func usage(w io.Writer) {
+	fs, _, _ := newFlagSet()
+	fmt.Fprintf(w, "%s\n\nUsage:\n  raftcore-demo [-seeds N] [-v]\n\n"+
+		"Exit codes: 0 every unsafe run broke safety and no safe run did (or -help),\n"+
+		"1 otherwise, 2 on bad flags.\n\nFlags:\n", description)
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, text := flag.UnquoteUsage(f)
+		if typ != "" {
+			typ = " " + typ
+		}
+		fmt.Fprintf(w, "  -%s%s\n        %s\n        default: %s\n", f.Name, typ, text, f.DefValue)
+	})
+}
+
+// parse reads the command line; done reports the command is over (help
+// printed, or bad flags reported) with exit code code.
+func parse(args []string, stdout, stderr io.Writer) (seeds int, verbose bool, code int, done bool) {
+	fs, s, v := newFlagSet()
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage(stdout)
+		return 0, false, 0, true
+	case err != nil:
+		fmt.Fprintf(stderr, "raftcore-demo: %v (see raftcore-demo -h)\n", err)
+		return 0, false, 2, true
+	case *s <= 0 || fs.NArg() > 0:
+		fmt.Fprintln(stderr, "raftcore-demo: -seeds must be positive and no arguments are taken (see raftcore-demo -h)")
+		return 0, false, 2, true
+	}
+	return *s, *v, 0, false
+}
+
 func main() {
-	seeds := flag.Int("seeds", 200, "seeds per scenario and mode")
-	verbose := flag.Bool("v", false, "print the first violation of each unsafe scenario")
-	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: raftcore-demo [-seeds N] [-v]\n\n"+
-			"Runs BUGS.md's bug1 (early vote) and bug2 (no joint consensus) on raftcore's\n"+
-			"in-memory cluster and prints how often each mode broke safety.\n\n")
-		flag.PrintDefaults()
+	nseeds, verbose, code, done := parse(os.Args[1:], os.Stdout, os.Stderr)
+	if done {
+		os.Exit(code)
 	}
-	flag.Parse()
-	if *seeds <= 0 || flag.NArg() > 0 {
-		fmt.Fprintln(os.Stderr, "raftcore-demo: -seeds must be positive and no arguments are taken; see -h")
-		os.Exit(2)
-	}
-	fmt.Printf("BUGS.md scenarios on raftcore's deterministic in-memory cluster, %d seeds each\n\n", *seeds)
+	seeds := &nseeds
+	fmt.Printf("docs/BUGS.md scenarios on raftcore's deterministic in-memory cluster, %d seeds each\n\n", *seeds)
 	fmt.Printf("%-18s %-8s %-22s %s\n", "scenario", "mode", "safety violated", "expected")
 	ok := true
 	for _, sc := range []struct {
@@ -68,7 +113,7 @@ func main() {
 			}
 			fmt.Printf("%-18s %-8s %4d of %-4d (%5.1f%%)   %-10s %s\n", sc.name, mode, violated, *seeds,
 				100*float64(violated)/float64(*seeds), want, mark)
-			if *verbose && example != "" {
+			if verbose && example != "" {
 				fmt.Printf("    e.g. %s\n", example)
 			}
 		}

@@ -1,7 +1,7 @@
 // Command runner runs raftlab experiments: runner apply FILE plays one on a
 // backend (sim or local) and writes its results; runner sweep runs a matrix
 // of settings times seeds; runner validate checks files. See README.md and
-// ../shared/design/EXPERIMENTS.md.
+// docs/EXPERIMENTS.md.
 //
 // Exit codes: 0 every expectation met, 1 one was not, 2 invalid input
 // (bad file, flag or backend).

@@ -178,7 +178,7 @@ func (c *Cluster) Node(id string) *Node {
 }
 
 // peersFlag lists the peer address of every founding node, or of the
-// given ids (a start-up membership: BUGS.md unsafe-early-vote).
+// given ids (a start-up membership: docs/BUGS.md unsafe-early-vote).
 func (c *Cluster) peersFlag(ids []string) string {
 	var parts []string
 	for _, id := range c.IDs() {

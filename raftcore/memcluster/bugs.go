@@ -7,7 +7,7 @@ import (
 	"github.com/raftlab/raftlab/raftcore"
 )
 
-// BugOutcome is the result of one run of a BUGS.md scenario on the core.
+// BugOutcome is the result of one run of a docs/BUGS.md scenario on the core.
 type BugOutcome struct {
 	Scenario   string
 	Unsafe     bool
@@ -46,7 +46,7 @@ func (s *stepper) do(f func() error) {
 func (s *stepper) ticks(n int) { s.do(func() error { return s.c.RunTicks(n) }) }
 
 // finish lets the split run on, heals it, lets it settle, and reports what
-// the checker saw: the common end of every BUGS.md scenario.
+// the checker saw: the common end of every docs/BUGS.md scenario.
 func (s *stepper) finish(k *Checker, out BugOutcome) (BugOutcome, error) {
 	s.ticks(20)
 	s.do(func() error { s.c.Net.Heal(); return nil })
@@ -59,7 +59,7 @@ func (s *stepper) finish(k *Checker, out BugOutcome) (BugOutcome, error) {
 func (s *stepper) propose(id, data string) {
 	s.do(func() error {
 		// One attempt through the node; a refusal (no leader on that side)
-		// leaves the write unacknowledged, as an unknown outcome in BUGS.md.
+		// leaves the write unacknowledged, as an unknown outcome in docs/BUGS.md.
 		if rn, err := s.c.RN(id); err == nil {
 			_ = rn.Propose([]byte(data))
 		}
@@ -67,7 +67,7 @@ func (s *stepper) propose(id, data string) {
 	})
 }
 
-// RunBug1 plays BUGS.md's bug 1 (early vote) on the core: unsafe gives the
+// RunBug1 plays docs/BUGS.md's bug 1 (early vote) on the core: unsafe gives the
 // new and restarted members the 5-member start-up membership
 // (UnsafeStartupMembership); safe starts them empty, as learners-to-be.
 func RunBug1(unsafe bool, seed uint64) (BugOutcome, error) { return RunBug1With(unsafe, seed, nil) }
@@ -121,7 +121,7 @@ func RunBug1With(unsafe bool, seed uint64, change ChangeMembership) (BugOutcome,
 	return s.finish(k, out)
 }
 
-// RunBug2 plays BUGS.md's bug 2 (no joint consensus) on the core: replacing
+// RunBug2 plays docs/BUGS.md's bug 2 (no joint consensus) on the core: replacing
 // kv-2 with kv-3 during a partition [kv-0 kv-3] | [kv-1 kv-2]. Unsafe makes
 // it one configuration entry (UnsafeAllowMultiVoterOneStep); safe goes
 // through EnterJoint, as the safe driver does.

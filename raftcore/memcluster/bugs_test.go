@@ -2,7 +2,7 @@ package memcluster
 
 import "testing"
 
-// TestBugsReproduce: BUGS.md's scenarios break safety on every seed with the
+// TestBugsReproduce: docs/BUGS.md's scenarios break safety on every seed with the
 // unsafe option and never without it.
 func TestBugsReproduce(t *testing.T) {
 	seeds := 200

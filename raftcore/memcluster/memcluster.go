@@ -21,7 +21,7 @@ type Options struct {
 	MaxSizePerMsg   uint64
 	MaxInflightMsgs int
 	Seed            uint64
-	// UnsafeAllowMultiVoterOneStep is passed to every node (BUGS.md
+	// UnsafeAllowMultiVoterOneStep is passed to every node (docs/BUGS.md
 	// unsafe-no-joint).
 	UnsafeAllowMultiVoterOneStep bool
 }
@@ -40,7 +40,7 @@ type Node struct {
 	AppliedConfig raftcore.Config
 	// ReadStates collects answers to ReadIndex requests.
 	ReadStates []raftcore.ReadState
-	// Startup is the unsafe start-up membership (BUGS.md early vote), or nil.
+	// Startup is the unsafe start-up membership (docs/BUGS.md early vote), or nil.
 	Startup  *raftcore.Config
 	restarts uint64
 	// paused: the process is stopped (SIGSTOP, a GC pause, a stalled disk):
@@ -90,7 +90,7 @@ func New(opts Options, ids ...string) (*Cluster, error) {
 
 // AddNode starts a node with an empty log that knows no membership: it will
 // learn it from the leader once added to the configuration. With startup
-// non-nil it instead takes that membership at once (BUGS.md unsafe-early-vote).
+// non-nil it instead takes that membership at once (docs/BUGS.md unsafe-early-vote).
 func (c *Cluster) AddNode(id string, startup *raftcore.Config) error {
 	if _, ok := c.nodes[id]; ok {
 		return fmt.Errorf("memcluster: node %s exists", id)

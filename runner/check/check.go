@@ -2,7 +2,7 @@
 // porcupine and a key-value model partitioned by key, and whether its
 // configuration history kept the reconfiguration invariants.
 //
-// Outcomes (BUGS.md, "What the checker must see"): an acknowledged
+// Outcomes (docs/BUGS.md, "What the checker must see"): an acknowledged
 // operation has its call and return times; a write whose outcome is unknown
 // may take effect at any time after its call, so it is checked with an
 // infinite return time; a failed write certainly did not apply and is left

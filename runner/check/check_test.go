@@ -27,11 +27,11 @@ func TestLinearizableFixtures(t *testing.T) {
 		{"sequential", []Op{put(0, "k", "a", 0, 10, "ok"), get(1, "k", "a", true, 20, 30)}, Ok},
 		{"concurrent read may see either", []Op{put(0, "k", "a", 0, 10, "ok"), put(0, "k", "b", 20, 40, "ok"), get(1, "k", "a", true, 25, 30)}, Ok},
 		{"stale read after an acknowledged write", []Op{put(0, "k", "a", 0, 10, "ok"), put(0, "k", "b", 20, 30, "ok"), get(1, "k", "a", true, 40, 50)}, Illegal},
-		{"lost acknowledged write (BUGS.md bug 1)", []Op{put(0, "k", "1", 0, 10, "ok"), get(1, "k", "", false, 20, 30)}, Illegal},
+		{"lost acknowledged write (docs/BUGS.md bug 1)", []Op{put(0, "k", "1", 0, 10, "ok"), get(1, "k", "", false, 20, 30)}, Illegal},
 		{"unknown write may apply later", []Op{put(0, "k", "a", 0, 10, "unknown"), get(1, "k", "", false, 20, 30), get(1, "k", "a", true, 40, 50)}, Ok},
 		{"unknown write cannot apply before its call", []Op{get(1, "k", "a", true, 0, 10), put(0, "k", "a", 20, 30, "unknown")}, Illegal},
 		{"failed write never applies", []Op{put(0, "k", "a", 0, 10, "failed"), get(1, "k", "a", true, 20, 30)}, Illegal},
-		{"two sides disagree (BUGS.md bug 2)", []Op{put(0, "k", "a", 0, 10, "ok"), put(1, "k", "b", 5, 15, "ok"), get(0, "k", "a", true, 20, 25), get(1, "k", "b", true, 30, 35)}, Illegal},
+		{"two sides disagree (docs/BUGS.md bug 2)", []Op{put(0, "k", "a", 0, 10, "ok"), put(1, "k", "b", 5, 15, "ok"), get(0, "k", "a", true, 20, 25), get(1, "k", "b", true, 30, 35)}, Illegal},
 		{"keys are independent", []Op{put(0, "x", "1", 0, 10, "ok"), get(1, "y", "", false, 20, 30)}, Ok},
 	}
 	for _, c := range cases {

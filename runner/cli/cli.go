@@ -1,5 +1,5 @@
 // Package cli is the runner command line (cmd/runner): apply, sweep and
-// validate, with the flags, outputs and exit codes of EXPERIMENTS.md.
+// validate, with the flags, outputs and exit codes of docs/EXPERIMENTS.md.
 package cli
 
 import (
@@ -121,7 +121,15 @@ func applyCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "apply FILE",
 		Short: "Run one experiment and write its results",
-		Args:  exactFiles(1),
+		Long: `apply plays one experiment file (experiments/*.yaml): it starts the
+cluster on the backend (--backend local: raft-kv processes on loopback;
+sim: the deterministic simulator), runs the workload and the steps, checks
+the history for linearizability and the file's invariants, prints a summary
+and writes result.json, history.jsonl and latency histograms under --out.
+
+Exit codes: 0 every expectation of the file met, 1 not met, 2 invalid input
+(bad file, flag or backend).`,
+		Args: exactFiles(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			exp, err := experiment.Load(args[0], sets)
 			if err != nil {
@@ -187,7 +195,7 @@ func validateCmd(stdout io.Writer) *cobra.Command {
 		Long: `validate parses each file as runner apply would and reports every problem as
 file:line:column: message. Exit 2 if any file is invalid.
 
-The file format (EXPERIMENTS.md): apiVersion: raftlab/v1, kind: Experiment,
+The file format (docs/EXPERIMENTS.md): apiVersion: raftlab/v1, kind: Experiment,
 metadata {name, description}, cluster {replicas, safetyMode, electionTimeoutMs,
 heartbeatMs, snapshotEntries}, network {delayMs, jitterMs, fsyncMs} (sim),
 workload {clients, rate, keys, keyDistribution, zipfS, readRatio, valueBytes,

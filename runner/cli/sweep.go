@@ -23,6 +23,13 @@ func sweepCmd(ctx context.Context, stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sweep FILE",
 		Short: "Run a matrix of settings times seeds and aggregate violation rates with Wilson 95% intervals",
+		Long: `sweep runs one experiment file for every cell of the --matrix (the
+product of its axes) times --seeds seeds, on the simulator in parallel or on
+real processes one run at a time, and aggregates per cell how often safety
+was violated, with Wilson 95% intervals. It writes aggregate.json and
+runs.jsonl under --out and prints the table.
+
+Exit codes: 0 every cell met the file's expectations, 1 not, 2 invalid input.`,
 		Example: `  runner sweep experiments/bug2.yaml --seeds 200 --matrix cluster.safetyMode=safe,unsafe-no-joint
   runner sweep experiments/random-faults.yaml --seeds 1000 --set workload.duration=10s`,
 		Args: exactFiles(1),

@@ -322,7 +322,7 @@ func (e *Experiment) validateStep(s Step, known map[string]bool) []string {
 		for _, g := range s.Partition.Groups {
 			for _, id := range g {
 				// A group may name a node that starts later: it joins
-				// its side as it starts (BUGS.md bug 1).
+				// its side as it starts (docs/BUGS.md bug 1).
 				if !nodeRe.MatchString(id) {
 					bad("%q is not a node name: nodes are kv-0 .. kv-%d", id, MaxNodes-1)
 				}

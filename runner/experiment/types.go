@@ -12,7 +12,7 @@ import (
 // Pos is a position in the experiment file.
 type Pos struct{ Line, Column int }
 
-// Experiment is one experiment file (EXPERIMENTS.md).
+// Experiment is one experiment file (docs/EXPERIMENTS.md).
 type Experiment struct {
 	APIVersion string   `yaml:"apiVersion"`
 	Kind       string   `yaml:"kind"`
@@ -38,7 +38,7 @@ type Metadata struct {
 type Cluster struct {
 	// Replicas is the number of founding voters kv-0 .. kv-(Replicas-1).
 	Replicas int `yaml:"replicas"`
-	// SafetyMode: safe | unsafe-early-vote | unsafe-no-joint (BUGS.md).
+	// SafetyMode: safe | unsafe-early-vote | unsafe-no-joint (docs/BUGS.md).
 	SafetyMode        string `yaml:"safetyMode"`
 	ElectionTimeoutMs int    `yaml:"electionTimeoutMs"`
 	HeartbeatMs       int    `yaml:"heartbeatMs"`

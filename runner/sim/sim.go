@@ -468,7 +468,7 @@ func (c *Cluster) maybeSnapshot(n *node) {
 }
 
 // recordElection notes how a new leader won: the votes it counted and the
-// configuration of its own log (BUGS.md: membership from outside the log
+// configuration of its own log (docs/BUGS.md: membership from outside the log
 // lets non-members elect).
 func (c *Cluster) recordElection(n *node) {
 	rec := n.rn.LastElection()

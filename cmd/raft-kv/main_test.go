@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/raftlab/raftlab/kvserver"
+)
+
+// runMainEnv, set in a re-executed test binary, makes it run main instead
+// of the tests, so the tests see the real exit code.
+const runMainEnv = "RAFTLAB_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// runBinary runs raft-kv's main in a child process with args.
+func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func TestHelpExitsZeroAndListsFlags(t *testing.T) {
+	var want strings.Builder
+	kvserver.Usage(&want)
+	for _, arg := range []string{"--help", "-h", "-help"} {
+		stdout, stderr, code := runBinary(t, arg)
+		if code != 0 {
+			t.Errorf("raft-kv %s: exit %d, want 0; stderr %q", arg, code, stderr)
+		}
+		if stderr != "" {
+			t.Errorf("raft-kv %s: stderr %q, want none", arg, stderr)
+		}
+		if stdout != want.String() {
+			t.Errorf("raft-kv %s printed\n%s\nwant kvserver.Usage:\n%s", arg, stdout, want.String())
+		}
+		for _, s := range []string{"raft-kv is raftlab's replicated key-value server", "client plane", "admin plane",
+			"peer plane", "Usage:", "--peer-addr address", "env: RAFT_KV_PEER_ADDR", "env: RAFT_KV_ID, then POD_NAME",
+			"default: 127.0.0.1:8080; env: RAFT_KV_CLIENT_ADDR", "default: 300; env: RAFT_KV_ELECTION_TIMEOUT_MS"} {
+			if !strings.Contains(stdout, s) {
+				t.Errorf("raft-kv %s: output lacks %q", arg, s)
+			}
+		}
+	}
+	// Every flag of the flag set, with its default and environment variable.
+	stdout, _, _ := runBinary(t, "--help")
+	_, list, _ := strings.Cut(stdout, "\nFlags:\n")
+	for _, name := range flagNames(t) {
+		if !strings.Contains(list, "  --"+name+" ") && !strings.Contains(list, "  --"+name+"\n") {
+			t.Errorf("--help lacks --%s", name)
+		}
+		if !strings.Contains(list, "env: "+envOf(name)) {
+			t.Errorf("--help lacks the environment variable of --%s", name)
+		}
+	}
+}
+
+// flagNames are raft-kv's flags, as ParseFlags names them in its errors.
+func flagNames(t *testing.T) []string {
+	t.Helper()
+	var b strings.Builder
+	kvserver.Usage(&b)
+	var names []string
+	for _, line := range strings.Split(b.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "  --"); ok {
+			name, _, _ := strings.Cut(rest, " ")
+			names = append(names, name)
+		}
+	}
+	if len(names) < 20 {
+		t.Fatalf("only %d flags in Usage", len(names))
+	}
+	return names
+}
+
+func envOf(name string) string {
+	return "RAFT_KV_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+func TestBadFlagExitsTwoWithOneLine(t *testing.T) {
+	for _, args := range [][]string{{"--no-such-flag"}, {"--heartbeat-ms", "x"}, {"stray"}} {
+		stdout, stderr, code := runBinary(t, args...)
+		if code != 2 {
+			t.Errorf("raft-kv %v: exit %d, want 2", args, code)
+		}
+		if stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "raft-kv: ") ||
+			!strings.Contains(stderr, "(see raft-kv -h)") {
+			t.Errorf("raft-kv %v: stdout %q stderr %q, want one line on stderr", args, stdout, stderr)
+		}
+	}
+}
+
+func TestConfigureHelpInProcess(t *testing.T) {
+	var o, e bytes.Buffer
+	_, code, done := configure([]string{"-h"}, func(string) string { return "" }, &o, &e)
+	if !done || code != 0 || e.Len() != 0 || !strings.Contains(o.String(), kvserver.Description) {
+		t.Errorf("configure(-h) = code %d done %v, stdout %q, stderr %q", code, done, o.String(), e.String())
+	}
+}
