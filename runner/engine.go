@@ -60,7 +60,7 @@ type run struct {
 	leaderSeen  string
 	changes     []leaderChange
 	transferAt  time.Duration
-	stepSeq     uint64
+	whenMissed  []Expectation // when: steps whose condition never held: each fails the run
 	notes       []string      // errors of random faults, in result.json's notes
 	start       time.Duration // when the cluster had its first leader: time zero of the results
 }
@@ -321,7 +321,21 @@ func (r *run) runStep(i int, s experiment.Step) {
 	c := r.c
 	if s.When != nil {
 		cond := r.condition(*s.When)
-		c.WaitUntil(r.ctx, cond, r.workloadEnd-c.Now()+time.Second)
+		if !c.WaitUntil(r.ctx, cond, r.workloadEnd-c.Now()+time.Second) {
+			// The step did not happen: it is not ok, and the run fails
+			// (an experiment that never reached the state it meant to
+			// test did not test it).
+			name := fmt.Sprintf("step %d (line %d, %s) when: %s", i+1, s.Pos.Line, s.Action(), conditionText(*s.When))
+			now := c.Now().Milliseconds()
+			rec := StepRecord{Index: i + 1, Action: s.Action(), Label: s.Label(), StartMs: now, EndMs: now,
+				Note: "when: " + conditionText(*s.When) + " never matched by the end of the workload; the step did not run"}
+			r.logf("step %d: %s", i+1, rec.Note)
+			r.mu.Lock()
+			r.steps = append(r.steps, rec)
+			r.whenMissed = append(r.whenMissed, Expectation{Name: name, Expected: "matched", Observed: "never matched"})
+			r.mu.Unlock()
+			return
+		}
 	}
 	rec := StepRecord{Index: i + 1, Action: s.Action(), Label: s.Label(), StartMs: c.Now().Milliseconds(), OK: true}
 	r.logf("step %d: %s", i+1, rec.Label)
@@ -550,9 +564,11 @@ func (r *run) explicit(s experiment.Step, rec *StepRecord) error {
 	if err != nil {
 		return err
 	}
+	// Each explicit operation is a session of its own: two steps at the
+	// same instant are concurrent calls, not two calls of one session.
+	clientName := stepClient(rec.Index)
 	r.mu.Lock()
-	r.stepSeq++
-	op.ClientID, op.Seq, op.Key, op.Value = "steps", r.stepSeq, o.Key, o.Value
+	op.ClientID, op.Seq, op.Key, op.Value = clientName, 1, o.Key, o.Value
 	r.outstanding++
 	phase := r.phase
 	r.mu.Unlock()
@@ -561,7 +577,7 @@ func (r *run) explicit(s experiment.Step, rec *StepRecord) error {
 	call := r.c.Now()
 	timeout := time.Duration(r.exp.Workload.OpTimeoutMs) * time.Millisecond
 	r.c.Do(ids[0], op, timeout, func(res backend.Result) {
-		r.record("steps", ids[0], op, res, call, r.c.Now(), call, phase)
+		r.record(clientName, ids[0], op, res, call, r.c.Now(), call, phase)
 		r.mu.Lock()
 		done, got = true, res
 		r.mu.Unlock()
@@ -740,7 +756,42 @@ func (r *run) reconfigure(desired []string) error {
 	return nil
 }
 
+// stepClientPrefix starts the client name (session) of an explicit
+// operation; workload clients are c0, c1, ...
+const stepClientPrefix = "step-"
+
+// stepClient is the session of the explicit operation of step index
+// (1-based): a step runs once, so each explicit operation has its own.
+func stepClient(index int) string { return fmt.Sprintf("%s%d", stepClientPrefix, index) }
+
 // ---- conditions and selectors ----
+
+// conditionText writes a condition as the file does: {jointState: entering}.
+func conditionText(c experiment.Condition) string {
+	var parts []string
+	if c.Leader != nil {
+		parts = append(parts, fmt.Sprintf("leader: %v", *c.Leader))
+	}
+	if len(c.LeaderIn) > 0 {
+		parts = append(parts, "leaderIn: ["+strings.Join(c.LeaderIn, ", ")+"]")
+	}
+	if c.JointState != "" {
+		parts = append(parts, "jointState: "+c.JointState)
+	}
+	if c.Applied != nil {
+		parts = append(parts, fmt.Sprintf("applied: %d", *c.Applied))
+	}
+	if c.Node != "" {
+		parts = append(parts, "node: "+c.Node)
+	}
+	if c.CaughtUp != "" {
+		parts = append(parts, "caughtUp: "+c.CaughtUp)
+	}
+	if c.Reconfigured != nil {
+		parts = append(parts, fmt.Sprintf("reconfigured: %v", *c.Reconfigured))
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
 
 func (r *run) condition(c experiment.Condition) func() bool {
 	return func() bool {

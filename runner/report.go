@@ -71,7 +71,7 @@ func (r *run) result(stats backend.Stats, start time.Duration, wall time.Time) *
 			res.Operations.Unknown++
 		}
 	}
-	lin := check.Linearizable(ops, r.opts.CheckTimeout)
+	lin, linErr := check.Linearizable(ops, r.opts.CheckTimeout)
 	res.Linearizability = Linearizability{Verdict: lin.Verdict, Operations: lin.Operations, UnknownOutcomes: lin.UnknownOutcomes, CheckMs: lin.CheckMs}
 
 	// Invariants: the backend's direct observations, elections counted
@@ -115,7 +115,7 @@ func (r *run) result(stats backend.Stats, start time.Duration, wall time.Time) *
 	interval := int64(time.Second)
 	var series []int
 	for _, h := range hist {
-		if h.Outcome != "ok" || h.Client == "steps" {
+		if h.Outcome != "ok" || strings.HasPrefix(h.Client, stepClientPrefix) {
 			continue
 		}
 		us := max((h.ReturnNs-h.IntendedNs)/1000, 1)
@@ -192,6 +192,17 @@ func (r *run) result(stats backend.Stats, start time.Duration, wall time.Time) *
 	res.Elections = nonNilE(res.Elections)
 	res.Notes = append([]string{}, r.notes...)
 	res.Expectations = expectations(exp.Expect.For(exp.Cluster.SafetyMode), res)
+	// Failures that are not the file's expectations but still fail the
+	// run: a history the checker refused, a when: step that never ran.
+	if linErr != nil {
+		res.Notes = append(res.Notes, linErr.Error())
+		res.Expectations.Items = append(res.Expectations.Items, Expectation{Name: "history checked", Expected: true, Observed: linErr.Error()})
+		res.Expectations.Met = false
+	}
+	for _, m := range r.whenMissed {
+		res.Expectations.Items = append(res.Expectations.Items, m)
+		res.Expectations.Met = false
+	}
 	return &Run{Result: res, History: hist, lin: lin}
 }
 

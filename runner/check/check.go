@@ -128,12 +128,16 @@ type Annotation struct {
 }
 
 // Linearizable checks a history within timeout: a timeout gives Unknown,
-// never Ok.
-func Linearizable(history []Op, timeout time.Duration) Result {
+// never Ok. An operation kind the model does not know (anything but put
+// and get) is an error and the verdict Unknown: leaving it out could hide
+// an acknowledged write, such as a delete.
+func Linearizable(history []Op, timeout time.Duration) (Result, error) {
 	var ops []porcupine.Operation
 	res := Result{}
-	for _, h := range history {
+	for i, h := range history {
 		switch {
+		case h.Kind != "put" && h.Kind != "get":
+			return Result{Verdict: Unknown}, fmt.Errorf("check: operation %d (client %d, key %q, outcome %s) has kind %q; the checker knows put and get only", i, h.Client, h.Key, h.Outcome, h.Kind)
 		case h.Kind == "put" && h.Outcome == "ok":
 			ops = append(ops, porcupine.Operation{ClientId: h.Client, Input: input{put: true, key: h.Key, value: h.Value}, Call: h.Call, Return: h.Return})
 		case h.Kind == "put" && h.Outcome == "unknown":
@@ -158,7 +162,7 @@ func Linearizable(history []Op, timeout time.Duration) Result {
 	default:
 		res.Verdict = Unknown
 	}
-	return res
+	return res, nil
 }
 
 // Visualize writes porcupine's HTML visualization, with the steps as

@@ -36,7 +36,10 @@ func TestLinearizableFixtures(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := Linearizable(c.history, 10*time.Second)
+			got, err := Linearizable(c.history, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got.Verdict != c.want {
 				t.Fatalf("verdict %s, want %s", got.Verdict, c.want)
 			}
@@ -45,7 +48,10 @@ func TestLinearizableFixtures(t *testing.T) {
 }
 
 func TestVisualizationAnnotatesSteps(t *testing.T) {
-	res := Linearizable([]Op{put(0, "k", "1", 0, 10, "ok"), get(1, "k", "", false, 20, 30)}, 10*time.Second)
+	res, err := Linearizable([]Op{put(0, "k", "1", 0, 10, "ok"), get(1, "k", "", false, 20, 30)}, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var b strings.Builder
 	if err := res.Visualize(&b, []Annotation{{Start: 5, End: 25, Label: "partition [kv-0 kv-1] | [kv-2]"}}); err != nil {
 		t.Fatal(err)
@@ -119,7 +125,10 @@ func TestCheck100kOps(t *testing.T) {
 	}
 	ops := history100k(100_000, 1000, 1)
 	start := time.Now()
-	res := Linearizable(ops, time.Minute)
+	res, err := Linearizable(ops, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("100,000 operations over 1,000 keys: verdict %s in %v", res.Verdict, time.Since(start))
 	if res.Verdict != Ok {
 		t.Fatalf("verdict %s, want ok", res.Verdict)

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"errors"
@@ -91,6 +92,10 @@ type wkey struct {
 type pending struct {
 	done func(backend.Result)
 	key  string
+	// data is a write's proposed entry: only an entry with these bytes
+	// answers it (another command under the same client id and sequence
+	// number leaves it waiting for its own, as raft-kv's node does).
+	data []byte
 }
 
 type readWait struct {
@@ -427,12 +432,34 @@ func (c *Cluster) apply(n *node, e raftcore.Entry) {
 		res := n.sm.Apply(e.Index, e.Data)
 		if cmd, err := sm.Decode(e.Data); err == nil && res.Err == nil {
 			k := wkey{cmd.ClientID, cmd.Seq}
-			if p := n.writes[k]; p != nil {
+			if p := n.writes[k]; p != nil && bytes.Equal(p.data, e.Data) {
 				delete(n.writes, k)
-				p.done(backend.Result{Outcome: backend.OK})
+				p.done(writeOutcome(res))
 			}
 		}
 	}
+}
+
+// writeOutcome is what a write whose entry was applied answers, as
+// raft-kv's server maps it (kvserver/node.go writeOutcome): the request's
+// outcome, not just this entry's. Every refusal applied nothing here, but
+// only a mismatch, a full table or a plain stale one proves that this
+// request never was (nor will be) applied.
+func writeOutcome(res sm.Result) backend.Result {
+	switch {
+	case res.SessionExpired:
+		return backend.Result{Outcome: backend.Unknown, Err: "session expired: not applied by this entry; an earlier copy may have been"}
+	case res.TableFull:
+		return backend.Result{Outcome: backend.Failed, Err: "too many active sessions: not applied"}
+	case res.Mismatch:
+		return backend.Result{Outcome: backend.Failed, Err: "request mismatch: this client id and sequence number were applied to another command"}
+	case res.Stale && res.Forgotten:
+		return backend.Result{Outcome: backend.Unknown, Err: "stale request: the session no longer remembers whether it was applied"}
+	case res.Stale:
+		return backend.Result{Outcome: backend.Failed, Err: "stale request: never applied, nor will be"}
+	}
+	// Applied now, or a duplicate answered with the first copy's result.
+	return backend.Result{Outcome: backend.OK}
 }
 
 func (c *Cluster) serveReads(n *node) {
@@ -842,10 +869,12 @@ func (c *Cluster) start(n *node, op backend.Op, deadline int64, p *pending) {
 	switch op.Kind {
 	case backend.Put:
 		cmd := sm.Command{ClientID: op.ClientID, Seq: op.Seq, Op: sm.OpPut, Key: op.Key, Value: []byte(op.Value)}
-		if err := n.rn.Propose(cmd.Encode()); err != nil {
+		data := cmd.Encode()
+		if err := n.rn.Propose(data); err != nil {
 			once(backend.Result{Outcome: backend.Failed, Err: err.Error()})
 			return
 		}
+		p.data = data
 		k := wkey{op.ClientID, op.Seq}
 		n.writes[k] = p
 		gen := n.gen
