@@ -565,7 +565,12 @@ func (t *transport) read(c net.Conn) {
 		if m == nil {
 			continue
 		}
-		if m.From != from && !forwardable(m.Type) {
+		// A forwarded request keeps its originator as From
+		// (raftcore's IsForwarded), so only those may name another
+		// member. This trusts peers: a member can name any originator,
+		// and so steer a transfer or have a ReadIndex answer sent to
+		// another member (which ignores contexts it did not issue).
+		if m.From != from && !m.Type.IsForwarded() {
 			t.logf("peer %s sent a %s from %q; closing", from, m.Type, m.From)
 			return
 		}
@@ -667,15 +672,4 @@ func (t *transport) close() {
 
 func (f Fault) String() string {
 	return fmt.Sprintf("drop=%v delay=%dms jitter=%dms loss=%.1f%%", f.Drop, f.DelayMs, f.JitterMs, f.LossPercent)
-}
-
-// forwardable reports the requests a follower passes on to its leader with
-// their originator as From (raftcore keeps it, so that a read is answered
-// to the node that asked and a transfer goes to the node that was named):
-// only these may arrive on a connection from another peer. This trusts
-// peers: a member can name any originator, and so steer a transfer or have
-// a ReadIndex answer sent to another member (which ignores contexts it did
-// not issue). The peer port must only be reachable by members.
-func forwardable(t raftcore.MessageType) bool {
-	return t == raftcore.MsgProp || t == raftcore.MsgReadIndex || t == raftcore.MsgTransferLeader
 }

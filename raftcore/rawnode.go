@@ -312,7 +312,7 @@ func (rn *RawNode) validate(m Message) error {
 		return fmt.Errorf("%w: %s", ErrStepLocal, m.Type)
 	case m.From == None:
 		return fmt.Errorf("%w: %s from %q", ErrBadMessage, m.Type, m.From)
-	case m.From == r.id && !(m.Term == 0 && m.Type.isForwarded()):
+	case m.From == r.id && !(m.Term == 0 && m.Type.IsForwarded()):
 		// Only a forwarded request can name this node: a read it asked
 		// for that came back after it became leader, or a transfer to it.
 		return fmt.Errorf("%w: %s from %q", ErrBadMessage, m.Type, m.From)

@@ -142,9 +142,10 @@ func (t MessageType) String() string {
 	return fmt.Sprintf("MsgType(%d)", int(t))
 }
 
-// isForwarded reports the requests a follower passes on to its leader with
-// their originator (or, for a transfer, its target) as From.
-func (t MessageType) isForwarded() bool {
+// IsForwarded reports the requests a follower passes on to its leader with
+// their originator (or, for a transfer, its target) as From: a transport
+// that checks From against the connection's peer must let these through.
+func (t MessageType) IsForwarded() bool {
 	return t == MsgProp || t == MsgReadIndex || t == MsgTransferLeader
 }
 

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/raftlab/raftlab/internal/cliusage"
 	"github.com/raftlab/raftlab/kvserver/loadgen"
 	"github.com/raftlab/raftlab/kvserver/localcluster"
 )
@@ -72,17 +73,7 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "%s\n\nUsage:\n  raft-kv-load --endpoints http://HOST:PORT,... [flags]\n"+
 		"  raft-kv-load --spawn N --bin ./raft-kv [flags]\n\n"+
 		"Exit codes: 0 the run completed (or --help), 1 it failed, 2 bad flags.\n\nFlags:\n", description)
-	fs.VisitAll(func(f *flag.Flag) {
-		typ, text := flag.UnquoteUsage(f)
-		if typ != "" {
-			typ = " " + typ
-		}
-		def, ok := defaultNotes[f.Name]
-		if !ok {
-			def = f.DefValue
-		}
-		fmt.Fprintf(w, "  --%s%s\n        %s\n        default: %s\n", f.Name, typ, text, def)
-	})
+	cliusage.PrintFlags(w, fs, "--", defaultNotes)
 }
 
 // parse reads the command line; done reports the command is over (help

@@ -2,44 +2,18 @@ package main
 
 import (
 	"bytes"
-	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/raftlab/raftlab/internal/clitest"
 	"github.com/raftlab/raftlab/kvserver"
 )
 
-// runMainEnv, set in a re-executed test binary, makes it run main instead
-// of the tests, so the tests see the real exit code.
-const runMainEnv = "RAFTLAB_TEST_RUN_MAIN"
+func TestMain(m *testing.M) { clitest.Main(m, main) }
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
-
-// runBinary runs raft-kv's main in a child process with args.
 func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return clitest.Run(t, args...)
 }
 
 func TestHelpExitsZeroAndListsFlags(t *testing.T) {

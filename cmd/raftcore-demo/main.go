@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/raftlab/raftlab/internal/cliusage"
 	"github.com/raftlab/raftlab/raftcore/memcluster"
 )
 
@@ -44,13 +45,7 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "%s\n\nUsage:\n  raftcore-demo [-seeds N] [-v]\n\n"+
 		"Exit codes: 0 every unsafe run broke safety and no safe run did (or -help),\n"+
 		"1 otherwise, 2 on bad flags.\n\nFlags:\n", description)
-	fs.VisitAll(func(f *flag.Flag) {
-		typ, text := flag.UnquoteUsage(f)
-		if typ != "" {
-			typ = " " + typ
-		}
-		fmt.Fprintf(w, "  -%s%s\n        %s\n        default: %s\n", f.Name, typ, text, f.DefValue)
-	})
+	cliusage.PrintFlags(w, fs, "-", nil)
 }
 
 // parse reads the command line; done reports the command is over (help

@@ -1,43 +1,18 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"flag"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/raftlab/raftlab/internal/clitest"
 )
 
-// runMainEnv, set in a re-executed test binary, makes it run main instead
-// of the tests, so the tests see the real exit code.
-const runMainEnv = "RAFTLAB_TEST_RUN_MAIN"
-
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { clitest.Main(m, main) }
 
 func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	default:
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
+	return clitest.Run(t, args...)
 }
 
 func TestHelpExitsZeroAndListsFlags(t *testing.T) {
@@ -51,22 +26,7 @@ func TestHelpExitsZeroAndListsFlags(t *testing.T) {
 				t.Errorf("raftcore-demo %s: output lacks %q:\n%s", arg, s, stdout)
 			}
 		}
-		fs := flagSet()
-		n := 0
-		fs.VisitAll(func(f *flag.Flag) {
-			n++
-			typ, usage := flag.UnquoteUsage(f)
-			if typ != "" {
-				typ = " " + typ
-			}
-			want := "\n  -" + f.Name + typ + "\n        " + usage + "\n        default: " + shownDefault(f) + "\n"
-			if !strings.Contains(stdout, want) {
-				t.Errorf("raftcore-demo %s: output lacks %q", arg, want)
-			}
-		})
-		if n == 0 || strings.Count(stdout, "\n        default: ") != n {
-			t.Errorf("raftcore-demo %s: %d defaults shown, %d flags", arg, strings.Count(stdout, "\n        default: "), n)
-		}
+		clitest.CheckFlagsListed(t, "raftcore-demo "+arg, stdout, flagSet(), "-", shownDefault)
 	}
 }
 

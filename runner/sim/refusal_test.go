@@ -13,26 +13,8 @@ import (
 // TestRefusedWritesAreNotOK: a write the state machine refuses (stale,
 // mismatch) is answered Failed, not OK (issue 13).
 func TestRefusedWritesAreNotOK(t *testing.T) {
-	src := `apiVersion: raftlab/v1
-kind: Experiment
-metadata: {name: refusal}
-cluster: {replicas: 3}
-workload: {clients: 1, rate: 1, duration: 1s}
-expect: {linearizable: true}
-`
-	exp, err := experiment.Parse("refusal.yaml", []byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	cl, err := sim.Backend{}.Start(ctx, exp, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if !cl.WaitUntil(ctx, func() bool { return cl.Observe(ctx).Leader != "" }, 10*time.Second) {
-		t.Fatal("no leader elected")
-	}
+	cl := startLeadingCluster(t, ctx, "refusal")
 	do := func(op backend.Op) backend.Result {
 		t.Helper()
 		var res *backend.Result
@@ -66,26 +48,8 @@ expect: {linearizable: true}
 // sequence number in flight at once; the first one's entry must not answer
 // the second (whose own entry the state machine refuses: Mismatch).
 func TestOnlyTheOwnEntryAnswersAWrite(t *testing.T) {
-	src := `apiVersion: raftlab/v1
-kind: Experiment
-metadata: {name: own-entry}
-cluster: {replicas: 3}
-workload: {clients: 1, rate: 1, duration: 1s}
-expect: {linearizable: true}
-`
-	exp, err := experiment.Parse("own-entry.yaml", []byte(src), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	cl, err := sim.Backend{}.Start(ctx, exp, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if !cl.WaitUntil(ctx, func() bool { return cl.Observe(ctx).Leader != "" }, 10*time.Second) {
-		t.Fatal("no leader elected")
-	}
+	cl := startLeadingCluster(t, ctx, "own-entry")
 	lead := cl.Observe(ctx).Leader
 	var first, second *backend.Result
 	cl.Do(lead, backend.Op{Kind: backend.Put, Key: "k", Value: "a", ClientID: "c", Seq: 1}, 2*time.Second,
@@ -101,4 +65,24 @@ expect: {linearizable: true}
 	if first.Outcome == backend.Failed {
 		t.Fatalf("first put (c, 1) = a: %+v, but it was applied", *first)
 	}
+}
+
+// startLeadingCluster starts a 3-replica sim cluster and waits for a leader.
+func startLeadingCluster(t *testing.T, ctx context.Context, name string) backend.Cluster {
+	t.Helper()
+	src := "apiVersion: raftlab/v1\nkind: Experiment\nmetadata: {name: " + name + "}\n" +
+		"cluster: {replicas: 3}\nworkload: {clients: 1, rate: 1, duration: 1s}\nexpect: {linearizable: true}\n"
+	exp, err := experiment.Parse(name+".yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := sim.Backend{}.Start(ctx, exp, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	if !cl.WaitUntil(ctx, func() bool { return cl.Observe(ctx).Leader != "" }, 10*time.Second) {
+		t.Fatal("no leader elected")
+	}
+	return cl
 }
