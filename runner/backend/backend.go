@@ -52,10 +52,43 @@ type Result struct {
 }
 
 // Fault is a delay or loss on peer messages.
+//
+// Deprecated: the engine composes faults into a Network; Fault remains
+// only while Block, Heal and SetFault do.
 type Fault struct {
 	DelayMs, JitterMs int
 	LossPercent       float64
 }
+
+// Link is one direction of a peer link: messages From one node To another.
+type Link struct{ From, To string }
+
+// LinkFault is what happens to the messages on one link direction, on top
+// of the experiment's base network (network: in the file).
+type LinkFault struct {
+	// Drop: every message is lost (a cut link).
+	Drop bool
+	// DelayMs + uniform[0, JitterMs] more before delivery.
+	DelayMs, JitterMs int
+	// LossPercent and DuplicatePercent in [0, 100].
+	LossPercent, DuplicatePercent float64
+}
+
+// IsZero reports whether f leaves messages alone.
+func (f LinkFault) IsZero() bool { return f == LinkFault{} }
+
+// Compose is f and g in force together: a drop wins, delays and jitters
+// add, losses and duplications combine as independent chances.
+func (f LinkFault) Compose(g LinkFault) LinkFault {
+	both := func(a, b float64) float64 { return 100 - (100-a)*(100-b)/100 }
+	return LinkFault{Drop: f.Drop || g.Drop, DelayMs: f.DelayMs + g.DelayMs, JitterMs: f.JitterMs + g.JitterMs,
+		LossPercent: both(f.LossPercent, g.LossPercent), DuplicatePercent: both(f.DuplicatePercent, g.DuplicatePercent)}
+}
+
+// Network is the whole set of link faults in force; a link it does not
+// name carries messages with the base network only. Node ids are concrete
+// (no wildcards) and may name nodes not started yet.
+type Network map[Link]LinkFault
 
 // NodeView is what the runner sees of one node.
 type NodeView struct {
@@ -105,13 +138,27 @@ type Cluster interface {
 	// Observe reports the cluster's state.
 	Observe(ctx context.Context) View
 
+	// SetNetwork replaces the link faults in force with n, the engine's
+	// composition of every active fault. The backend keeps n: it applies
+	// it to the nodes running now, to a paused node (on its peers' side
+	// until it resumes) and to every node that starts or restarts later;
+	// a message delayed before a change is judged by the faults in force
+	// when it is delivered.
+	SetNetwork(n Network) error
+
 	// Block cuts the peer link between two nodes, both ways (a partition
 	// is a set of blocked links; nodes need not be started yet).
+	//
+	// Deprecated: use SetNetwork.
 	Block(a, b string) error
 	// Heal removes every block and fault.
+	//
+	// Deprecated: use SetNetwork.
 	Heal() error
 	// SetFault sets a fault on messages from one node to another; ""
 	// means every node.
+	//
+	// Deprecated: use SetNetwork.
 	SetFault(from, to string, f Fault) error
 	// Start starts a new, empty node; startup is the membership it takes
 	// in unsafe-early-vote mode (nil otherwise).

@@ -248,6 +248,25 @@ func (c *Cluster) Heal() error {
 	return nil
 }
 
+// SetNetwork implements backend.Cluster (first version: every running
+// node's faults are cleared, then each link's fault is set on its sending
+// side; paused and later nodes are not followed yet).
+func (c *Cluster) SetNetwork(n backend.Network) error {
+	if err := c.Heal(); err != nil {
+		return err
+	}
+	for l, f := range n {
+		if !c.running(l.From) {
+			continue
+		}
+		req := kvserver.FaultRequest{Peer: l.To, Direction: "out", Fault: kvserver.Fault{Drop: f.Drop, DelayMs: f.DelayMs, JitterMs: f.JitterMs, LossPercent: f.LossPercent}}
+		if err := c.adminCall(l.From, http.MethodPost, "/admin/faults", req); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SetFault implements backend.Cluster on the sending side.
 func (c *Cluster) SetFault(from, to string, f backend.Fault) error {
 	peer := to

@@ -660,6 +660,22 @@ func (c *Cluster) Heal() error {
 	return nil
 }
 
+// SetNetwork implements backend.Cluster (first version: the network's
+// faults replace every cut and link fault; the base network stays).
+func (c *Cluster) SetNetwork(n backend.Network) error {
+	c.net.Heal()
+	c.net.SetFaults(c.base)
+	for l, f := range n {
+		if f.Drop {
+			c.net.Cut(l.From, l.To)
+			continue
+		}
+		c.net.SetLinkFaults(l.From, l.To, raftcore.LinkFaults{Delay: c.base.Delay + f.DelayMs, Jitter: c.base.Jitter + f.JitterMs,
+			Drop: f.LossPercent / 100, Duplicate: f.DuplicatePercent / 100})
+	}
+	return nil
+}
+
 // SetFault implements backend.Cluster.
 func (c *Cluster) SetFault(from, to string, f backend.Fault) error {
 	lf := raftcore.LinkFaults{Delay: c.base.Delay + f.DelayMs, Jitter: c.base.Jitter + f.JitterMs, Drop: f.LossPercent / 100}
