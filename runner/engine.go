@@ -7,7 +7,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -53,7 +52,11 @@ type run struct {
 	replicaSet  []string
 	started     map[string]bool
 	paused      map[string]bool
-	blocked     map[[2]string]bool
+	net         netFaults // the network faults in force (network.go)
+	universe    []string  // every node name the experiment can have
+	lastStamp   int64     // the history's last timestamp (stamp)
+	gen         *generator
+	cov         Coverage
 	steps       []StepRecord
 	reconfigs   []*reconfigRun
 	driverGen   int
@@ -76,6 +79,12 @@ type reconfigRun struct {
 	events    []reconfig.Event
 	bytesFrom map[string]uint64
 	newbies   []string
+	startedAt time.Duration
+	// What the coverage counts (Coverage): the change asked for the
+	// voters it had, and which faults were in force as its steps started.
+	noOp                               bool
+	steps, stepsUnderFault, enterFault int
+	underNetwork, underNode            bool
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -109,7 +118,7 @@ func Execute(ctx context.Context, exp *experiment.Experiment, opts Options) (*Ru
 	r := &run{exp: exp, c: c, opts: opts, ctx: ctx, seed: seed, mode: mode,
 		rng:     rand.New(rand.NewPCG(seed, 0x72756e)),
 		phase:   "before",
-		started: map[string]bool{}, paused: map[string]bool{}, blocked: map[[2]string]bool{}}
+		started: map[string]bool{}, paused: map[string]bool{}, net: newNetFaults(), universe: universe(exp)}
 	for i := 0; i < exp.Cluster.Replicas; i++ {
 		r.replicaSet = append(r.replicaSet, nodeName(i))
 		r.started[nodeName(i)] = true
@@ -194,14 +203,33 @@ type client struct {
 	next time.Duration // open loop: the next scheduled call
 }
 
+// sessions is the number of client sessions: each client's outstanding
+// slots (workload.outstanding) are sessions of their own, since kvserver
+// allows one outstanding request per session and its sequence numbers
+// must increase in the order the requests are sent.
+func (r *run) sessions() int {
+	return r.exp.Workload.Clients * max(r.exp.Workload.Outstanding, 1)
+}
+
+// interval is the open-loop time between two calls of one session.
+func (r *run) interval() time.Duration {
+	return time.Duration(float64(r.sessions()) / r.exp.Workload.Rate * float64(time.Second))
+}
+
 func (r *run) startWorkload() {
 	w := r.exp.Workload
-	for i := 0; i < w.Clients; i++ {
-		cl := &client{idx: i, name: fmt.Sprintf("c%d", i)}
+	slots := max(w.Outstanding, 1)
+	n := r.sessions()
+	for i := 0; i < n; i++ {
+		c, slot := i/slots, i%slots
+		name := fmt.Sprintf("c%d", c)
+		if slot > 0 {
+			name = fmt.Sprintf("c%d.%d", c, slot)
+		}
+		cl := &client{idx: i, name: name}
 		first := r.c.Now()
 		if w.Rate > 0 {
-			interval := time.Duration(float64(w.Clients) / w.Rate * float64(time.Second))
-			first += interval * time.Duration(i) / time.Duration(w.Clients)
+			first += r.interval() * time.Duration(i) / time.Duration(n)
 			cl.next = first
 		}
 		r.c.After(first, func() { r.issue(cl) })
@@ -261,6 +289,24 @@ func (r *run) targetsLocked() []string {
 	return ids
 }
 
+// stampLocked is the history timestamp of an event happening now (under
+// mu): the backend's time in nanoseconds, made strictly increasing. The
+// simulator's clock moves in whole milliseconds and runs a client's next
+// call in the same instant as the previous return; equal times would make
+// porcupine take the two for concurrent (and accept a read that misses
+// the client's own acknowledged write). Events get the order in which the
+// engine saw them: a return recorded before the next call stamps before
+// it. A millisecond holds a million stamps, far more events than any run
+// has in one, so stamps never run into the next millisecond's.
+func (r *run) stampLocked() int64 {
+	t := int64(r.c.Now())
+	if t <= r.lastStamp {
+		t = r.lastStamp + 1
+	}
+	r.lastStamp = t
+	return t
+}
+
 func (r *run) issue(cl *client) {
 	w := r.exp.Workload
 	now := r.c.Now()
@@ -268,6 +314,7 @@ func (r *run) issue(cl *client) {
 		return
 	}
 	r.mu.Lock()
+	call := r.stampLocked()
 	node, op := r.pick(cl)
 	intended := now
 	if w.Rate > 0 && cl.next < now {
@@ -279,12 +326,11 @@ func (r *run) issue(cl *client) {
 	timeout := time.Duration(w.OpTimeoutMs) * time.Millisecond
 	r.c.Do(node, op, timeout, func(res backend.Result) {
 		ret := r.c.Now()
-		r.record(cl.name, node, op, res, now, ret, intended, phase)
+		r.record(cl.name, node, op, res, call, intended, phase)
 		var next time.Duration
 		if w.Rate > 0 {
-			interval := time.Duration(float64(w.Clients) / w.Rate * float64(time.Second))
 			r.mu.Lock()
-			cl.next += interval
+			cl.next += r.interval()
 			next = max(cl.next, ret)
 			r.mu.Unlock()
 		} else {
@@ -299,9 +345,11 @@ func (r *run) issue(cl *client) {
 	})
 }
 
-func (r *run) record(clientName, node string, op backend.Op, res backend.Result, call, ret, intended time.Duration, phase string) {
+// record adds a returned operation to the history: call is its call
+// stamp, and it is stamped returned now.
+func (r *run) record(clientName, node string, op backend.Op, res backend.Result, call int64, intended time.Duration, phase string) {
 	h := HistoryEntry{Client: clientName, Node: node, Op: string(op.Kind), Key: op.Key, Outcome: string(res.Outcome),
-		CallNs: int64(call), ReturnNs: int64(ret), Err: res.Err, Phase: phase, IntendedNs: int64(intended)}
+		CallNs: call, Err: res.Err, Phase: phase, IntendedNs: int64(intended)}
 	if op.Kind == backend.Put {
 		h.Value = op.Value
 	} else if res.Outcome == backend.OK {
@@ -310,6 +358,7 @@ func (r *run) record(clientName, node string, op backend.Op, res backend.Result,
 		h.Value = res.Value
 	}
 	r.mu.Lock()
+	h.ReturnNs = r.stampLocked()
 	r.hist = append(r.hist, h)
 	r.outstanding--
 	r.mu.Unlock()
@@ -383,58 +432,52 @@ func (r *run) act(s experiment.Step, rec *StepRecord) error {
 		if !c.WaitUntil(r.ctx, r.condition(*s.Await), s.Await.Timeout.D()) {
 			return fmt.Errorf("timed out after %v", s.Await.Timeout.D())
 		}
-	case s.Partition != nil && (s.Partition.Shape == "bridge" || s.Partition.Shape == "ring"):
-		r.setPhase(rec.Label)
-		if err := r.c.Heal(); err != nil {
-			return err
-		}
-		pairs := r.shapeLinks(s.Partition.Shape)
-		rec.Note = fmt.Sprintf("%d links cut", len(pairs))
-		for _, p := range pairs {
-			if err := r.block(p[0], p[1]); err != nil {
+	case s.Partition != nil:
+		// A partition step is the partition now: it replaces the earlier
+		// partition and isolate steps' cuts, and leaves delays, losses and
+		// random faults in force.
+		var n backend.Network
+		if sh := s.Partition.Shape; sh == "bridge" || sh == "ring" {
+			pairs := r.shapeLinks(sh, r.allNames())
+			rec.Note = fmt.Sprintf("%d links cut", len(pairs))
+			n = pairsNetwork(pairs)
+		} else {
+			groups, err := r.partitionGroups(*s.Partition)
+			if err != nil {
 				return err
 			}
+			rec.Note = groupsText(groups)
+			n = groupsNetwork(groups)
 		}
-	case s.Partition != nil:
-		groups, err := r.partitionGroups(*s.Partition)
-		if err != nil {
-			return err
-		}
-		rec.Note = groupsText(groups)
 		r.setPhase(rec.Label)
-		return r.blockGroups(groups)
+		return r.changeNetwork(func(nf *netFaults) { nf.cuts = n })
 	case s.Isolate != nil:
 		ids, err := r.resolve(*s.Isolate)
 		if err != nil {
 			return err
 		}
 		r.setPhase(rec.Label)
-		for _, id := range ids {
-			for _, o := range r.allNames() {
-				if o != id {
-					if err := r.block(id, o); err != nil {
-						return err
-					}
-				}
-			}
-		}
+		return r.changeNetwork(func(nf *netFaults) { cutBoth(nf.cuts, ids, r.universe) })
 	case s.Heal != nil:
-		r.mu.Lock()
-		r.blocked = map[[2]string]bool{}
-		r.mu.Unlock()
 		r.setPhase("after")
-		return c.Heal()
+		return r.healNetwork()
 	case s.Delay != nil, s.Loss != nil:
 		f := s.Delay
-		fault := backend.Fault{}
+		fault := backend.LinkFault{}
 		if f != nil {
 			fault.DelayMs, fault.JitterMs = f.Ms, f.JitterMs
 		} else {
 			f = s.Loss
 			fault.LossPercent = f.Percent
+			if f.Percent >= 100 {
+				// Every message lost: a cut (one-way, given from and to).
+				fault = backend.LinkFault{Drop: true}
+			}
 		}
 		r.setPhase(rec.Label)
-		if f.From != "" {
+		var links []backend.Link
+		switch {
+		case f.From != "":
 			from, err := r.resolve(experiment.Nodes{f.From})
 			if err != nil {
 				return err
@@ -443,23 +486,25 @@ func (r *run) act(s experiment.Step, rec *StepRecord) error {
 			if err != nil {
 				return err
 			}
-			return c.SetFault(from[0], to[0], fault)
-		}
-		if len(f.Nodes) == 0 {
-			return c.SetFault("", "", fault)
-		}
-		ids, err := r.resolve(f.Nodes)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			if err := c.SetFault(id, "", fault); err != nil {
+			links = []backend.Link{{From: from[0], To: to[0]}}
+		case len(f.Nodes) == 0:
+			links = linksOf(r.universe, nil)
+		default:
+			ids, err := r.resolve(f.Nodes)
+			if err != nil {
 				return err
 			}
-			if err := c.SetFault("", id, fault); err != nil {
-				return err
-			}
+			links = linksOf(r.universe, ids)
 		}
+		return r.changeNetwork(func(nf *netFaults) {
+			m := nf.delay
+			if s.Loss != nil {
+				m = nf.loss
+			}
+			for _, l := range links {
+				m[l] = fault
+			}
+		})
 	case s.Kill != nil, s.Pause != nil:
 		nodes := s.Kill
 		if nodes == nil {
@@ -571,13 +616,14 @@ func (r *run) explicit(s experiment.Step, rec *StepRecord) error {
 	op.ClientID, op.Seq, op.Key, op.Value = clientName, 1, o.Key, o.Value
 	r.outstanding++
 	phase := r.phase
+	call := r.stampLocked()
 	r.mu.Unlock()
 	done := false
 	var got backend.Result
-	call := r.c.Now()
+	intended := r.c.Now()
 	timeout := time.Duration(r.exp.Workload.OpTimeoutMs) * time.Millisecond
 	r.c.Do(ids[0], op, timeout, func(res backend.Result) {
-		r.record(clientName, ids[0], op, res, call, r.c.Now(), call, phase)
+		r.record(clientName, ids[0], op, res, call, intended, phase)
 		r.mu.Lock()
 		done, got = true, res
 		r.mu.Unlock()
@@ -622,7 +668,9 @@ func (r *run) startNode(id string) error {
 		slices.Sort(r.replicaSet)
 	}
 	r.mu.Unlock()
-	return r.reapplyBlocks(id)
+	// The backend applies the network in force to nodes that start later
+	// (SetNetwork): nothing to reapply.
+	return nil
 }
 
 func (r *run) restart(id string) error {
@@ -651,7 +699,7 @@ func (r *run) restart(id string) error {
 	r.mu.Lock()
 	delete(r.paused, id)
 	r.mu.Unlock()
-	return r.reapplyBlocks(id)
+	return nil
 }
 
 // ---- membership ----
@@ -686,14 +734,31 @@ func (r *run) reconfigure(desired []string) error {
 	}
 	v := r.c.Observe(r.ctx)
 	rr := &reconfigRun{rec: Reconfiguration{To: desired, StartMs: r.c.Now().Milliseconds(), EndMs: -1, PhasesMs: map[string]int64{}},
-		newbies: newbies, bytesFrom: maps.Clone(r.c.Stats().BytesTo)}
+		newbies: newbies, bytesFrom: maps.Clone(r.c.Stats().BytesTo), startedAt: r.c.Now()}
 	if v.Leader != "" {
 		rr.rec.From = v.Node(v.Leader).Voters
+		rr.noOp = sameVoters(rr.rec.From, desired)
 	}
 	d := &reconfig.Driver{Admin: r.c.Admin(), Mode: r.mode, Policy: r.policy(), Desired: desired, Clock: r.c.Clock()}
 	d.OnEvent = func(e reconfig.Event) {
+		var netFault, nodeFault bool
+		if e.Kind == reconfig.EventStepStarted {
+			netFault, nodeFault = r.faultsInForce()
+			r.driverTrigger(e.Decision.Step.Op)
+		}
 		r.mu.Lock()
 		rr.events = append(rr.events, e)
+		if e.Kind == reconfig.EventStepStarted {
+			rr.steps++
+			if netFault || nodeFault {
+				rr.stepsUnderFault++
+				if e.Decision.Step.Op == reconfig.OpEnterJoint || e.Decision.Step.Op == reconfig.OpChangeVoters {
+					rr.enterFault++
+				}
+			}
+			rr.underNetwork = rr.underNetwork || netFault
+			rr.underNode = rr.underNode || nodeFault
+		}
 		if e.Kind == reconfig.EventStepStarted && e.Decision.Step.Op == reconfig.OpTransferLeader {
 			r.transferAt = r.c.Now() // a leader change asked for, not a failover
 		}
@@ -754,6 +819,20 @@ func (r *run) reconfigure(desired []string) error {
 	}
 	r.c.After(r.c.Now(), loop)
 	return nil
+}
+
+// faultsInForce reports whether a network fault is in force, and whether
+// a started node is down or paused (by a step or a random fault alike).
+func (r *run) faultsInForce() (network, node bool) {
+	v := r.c.Observe(r.ctx)
+	r.mu.Lock()
+	for id := range r.started {
+		if n := v.Node(id); !n.Up || n.Paused {
+			node = true
+		}
+	}
+	r.mu.Unlock()
+	return r.networkActive(), node
 }
 
 // stepClientPrefix starts the client name (session) of an explicit
@@ -883,11 +962,24 @@ func (r *run) shuffled(ids []string) []string {
 	return out
 }
 
-// partitionGroups turns a partition step into groups of nodes; nodes a
-// partition does not name form one more group (for explicit groups).
+// partitionGroups turns a partition step into groups of nodes. Nodes
+// explicit groups do not name form one more group, started or not (a node
+// that starts later starts there). A shape splits the started nodes; the
+// others join the minority side, so a node started during the partition
+// cannot bridge it.
 func (r *run) partitionGroups(p experiment.Partition) ([][]string, error) {
 	all := r.allNames()
+	unstarted := func() []string {
+		var out []string
+		for _, id := range r.universe {
+			if !slices.Contains(all, id) {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
 	if p.Shape == "" {
+		all = r.universe
 		named := map[string]bool{}
 		for _, g := range p.Groups {
 			for _, id := range g {
@@ -918,11 +1010,42 @@ func (r *run) partitionGroups(p experiment.Partition) ([][]string, error) {
 				rest = append(rest, id)
 			}
 		}
-		return [][]string{{lead}, rest}, nil
+		return [][]string{{lead}, append(rest, unstarted()...)}, nil
 	case "majority-minority":
 		s := r.shuffled(all)
 		k := len(s)/2 + 1
-		return [][]string{s[:k], s[k:]}, nil
+		return [][]string{s[:k], append(s[k:], unstarted()...)}, nil
+	case "majority-minority-voters":
+		// Split the voters of the leader's configuration (the founders
+		// when there is no leader); learners and other nodes join a
+		// random side each.
+		v := r.c.Observe(r.ctx)
+		var voters []string
+		if v.Leader != "" {
+			voters = slices.Clone(v.Node(v.Leader).Voters)
+		}
+		if len(voters) == 0 {
+			r.mu.Lock()
+			voters = slices.Clone(r.replicaSet)
+			r.mu.Unlock()
+		}
+		s := r.shuffled(voters)
+		k := len(s)/2 + 1
+		maj, minr := slices.Clone(s[:k]), slices.Clone(s[k:])
+		for _, id := range r.universe {
+			if slices.Contains(voters, id) {
+				continue
+			}
+			r.mu.Lock()
+			side := r.rng.IntN(2)
+			r.mu.Unlock()
+			if side == 0 {
+				maj = append(maj, id)
+			} else {
+				minr = append(minr, id)
+			}
+		}
+		return [][]string{maj, minr}, nil
 	}
 	return nil, fmt.Errorf("partition shape %s is applied as links, not groups", p.Shape)
 }
@@ -931,8 +1054,8 @@ func (r *run) partitionGroups(p experiment.Partition) ([][]string, error) {
 // nemesis shapes): bridge, two halves joined by one node that sees both;
 // ring, each node sees only its two neighbours on a random ring, so each
 // sees a majority of 5 and no two see the same one.
-func (r *run) shapeLinks(shape string) [][2]string {
-	s := r.shuffled(r.allNames())
+func (r *run) shapeLinks(shape string, names []string) [][2]string {
+	s := r.shuffled(names)
 	n := len(s)
 	var pairs [][2]string
 	switch shape {
@@ -961,53 +1084,4 @@ func groupsText(groups [][]string) string {
 		parts = append(parts, "["+strings.Join(g, " ")+"]")
 	}
 	return strings.Join(parts, " | ")
-}
-
-// blockGroups cuts every link between nodes of different groups.
-func (r *run) blockGroups(groups [][]string) error {
-	if err := r.c.Heal(); err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.blocked = map[[2]string]bool{}
-	r.mu.Unlock()
-	for i, g := range groups {
-		for _, h := range groups[i+1:] {
-			for _, a := range g {
-				for _, b := range h {
-					if err := r.block(a, b); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
-	return nil
-}
-
-func (r *run) block(a, b string) error {
-	r.mu.Lock()
-	r.blocked[[2]string{a, b}] = true
-	r.mu.Unlock()
-	return r.c.Block(a, b)
-}
-
-// reapplyBlocks cuts a node that just started from the nodes it is
-// partitioned from (a new process has no faults of its own).
-func (r *run) reapplyBlocks(id string) error {
-	r.mu.Lock()
-	var pairs [][2]string
-	for p := range r.blocked {
-		if p[0] == id || p[1] == id {
-			pairs = append(pairs, p)
-		}
-	}
-	r.mu.Unlock()
-	sort.Slice(pairs, func(i, j int) bool { return pairs[i][0]+pairs[i][1] < pairs[j][0]+pairs[j][1] })
-	for _, p := range pairs {
-		if err := r.c.Block(p[0], p[1]); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -191,6 +191,7 @@ func (r *run) result(stats backend.Stats, start time.Duration, wall time.Time) *
 	sort.SliceStable(res.Steps, func(i, j int) bool { return res.Steps[i].StartMs < res.Steps[j].StartMs })
 	res.Elections = nonNilE(res.Elections)
 	res.Notes = append([]string{}, r.notes...)
+	res.Coverage = r.coverageLocked()
 	res.Expectations = expectations(exp.Expect.For(exp.Cluster.SafetyMode), res)
 	// Failures that are not the file's expectations but still fail the
 	// run: a history the checker refused, a when: step that never ran.
@@ -357,4 +358,31 @@ func (run *Run) Write(dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "result.json"), append(out, '\n'), 0o644)
+}
+
+// coverageLocked sums the membership changes' coverage (under mu).
+func (r *run) coverageLocked() Coverage {
+	c := r.cov
+	for _, rr := range r.reconfigs {
+		c.Changes++
+		if rr.rec.Done {
+			c.ChangesDone++
+		}
+		if rr.noOp {
+			c.NoOpChanges++
+		}
+		if rr.stepsUnderFault > 0 {
+			c.ChangesUnderFault++
+		}
+		if rr.underNetwork {
+			c.ChangesUnderNetworkFault++
+		}
+		if rr.underNode {
+			c.ChangesUnderNodeFault++
+		}
+		c.MembershipSteps += rr.steps
+		c.StepsUnderFault += rr.stepsUnderFault
+		c.EnterJointUnderFault += rr.enterFault
+	}
+	return c
 }

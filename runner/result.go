@@ -31,7 +31,11 @@ type Result struct {
 	Steps         []StepRecord `json:"steps"`
 	// Notes are errors the run recovered from without failing a step,
 	// such as a random fault that could not be applied.
-	Notes      []string          `json:"notes"`
+	Notes []string `json:"notes"`
+	// Coverage says whether the run reached the windows it meant to test:
+	// a clean run whose membership changes never met a fault is no
+	// evidence about changes under faults.
+	Coverage   Coverage          `json:"coverage"`
 	Files      map[string]string `json:"files"`
 	BackendDir string            `json:"backendDir,omitempty"`
 }
@@ -155,4 +159,33 @@ type HistoryEntry struct {
 	// IntendedNs is the open-loop schedule time (latency is measured from
 	// it, so a stalled cluster shows in the latency).
 	IntendedNs int64 `json:"intendedNs"`
+}
+
+// Coverage counts membership changes and the faults they met.
+type Coverage struct {
+	// Changes are the membership changes started (reconfigure and scale
+	// steps, random changes); ChangesDone those the driver finished.
+	Changes     int `json:"changes"`
+	ChangesDone int `json:"changesDone"`
+	// NoOpChanges asked for the voters the leader already had.
+	NoOpChanges int `json:"noOpChanges"`
+	// ChangesUnderFault had at least one driver step start while a fault
+	// was in force: a network fault (ChangesUnderNetworkFault) or a
+	// started node down or paused (ChangesUnderNodeFault).
+	ChangesUnderFault        int `json:"changesUnderFault"`
+	ChangesUnderNetworkFault int `json:"changesUnderNetworkFault"`
+	ChangesUnderNodeFault    int `json:"changesUnderNodeFault"`
+	// MembershipSteps are the driver steps started (AddLearner,
+	// EnterJoint, ...), StepsUnderFault those started under a fault and
+	// EnterJointUnderFault the joint (or unsafe one-step) entries among
+	// them.
+	MembershipSteps      int `json:"membershipSteps"`
+	StepsUnderFault      int `json:"stepsUnderFault"`
+	EnterJointUnderFault int `json:"enterJointUnderFault"`
+	// Faults are the random faults applied, TriggeredFaults those a
+	// membership state triggered (random on:), MaxConcurrentFaults the
+	// most random faults in force at once.
+	Faults              int `json:"faults"`
+	TriggeredFaults     int `json:"triggeredFaults"`
+	MaxConcurrentFaults int `json:"maxConcurrentFaults"`
 }

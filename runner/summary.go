@@ -60,6 +60,10 @@ func (run *Run) PrintSummary(w io.Writer, dir string) {
 		}
 		fmt.Fprintf(w, "reconfig     %s -> %s: %s\n", strings.Join(rc.From, " "), strings.Join(rc.To, " "), state)
 	}
+	if cv := res.Coverage; cv.Changes > 0 || cv.Faults > 0 {
+		fmt.Fprintf(w, "coverage     %d membership changes (%d done, %d no-ops), %d under a fault (%d of %d driver steps, %d joint entries); %d random faults (%d triggered by membership states, at most %d at once)\n",
+			cv.Changes, cv.ChangesDone, cv.NoOpChanges, cv.ChangesUnderFault, cv.StepsUnderFault, cv.MembershipSteps, cv.EnterJointUnderFault, cv.Faults, cv.TriggeredFaults, cv.MaxConcurrentFaults)
+	}
 	if n := len(res.Notes); n > 0 {
 		fmt.Fprintf(w, "notes        %d, first: %s\n", n, res.Notes[0])
 		for _, s := range res.Notes[1:min(n, 5)] {

@@ -66,6 +66,16 @@ type Cell struct {
 	ExpectMet   int      `json:"expectationsMet"`
 	FirstFailed []uint64 `json:"firstSeedsNotMet"`
 	OkOps       int      `json:"okOps"`
+	// Coverage next to the violation rate: a clean cell whose changes
+	// never met a fault is no evidence. SeedsChangeUnderFault are the
+	// runs with at least one membership change under a fault in force,
+	// CoverageRate their share; the rest sum the runs' coverage.
+	SeedsChangeUnderFault int     `json:"seedsChangeUnderFault"`
+	CoverageRate          float64 `json:"coverageRate"`
+	Changes               int     `json:"changes"`
+	NoOpChanges           int     `json:"noOpChanges"`
+	ChangesUnderFault     int     `json:"changesUnderFault"`
+	SeedsNoChange         int     `json:"seedsNoChange"`
 }
 
 // SweepRun is one line of runs.jsonl.
@@ -79,6 +89,8 @@ type SweepRun struct {
 	Unknown    int      `json:"unknownOutcomes"`
 	Error      string   `json:"error,omitempty"`
 	Replay     string   `json:"replay"`
+	// Coverage is the run's result.json coverage.
+	Coverage Coverage `json:"coverage"`
 }
 
 // Wilson95 is the Wilson score interval of k successes in n at 95%.
@@ -165,6 +177,7 @@ func Sweep(ctx context.Context, file string, o SweepOptions) (*Aggregate, []Swee
 						res := run.Result
 						sr.Verdict, sr.Invariants, sr.Met = res.Linearizability.Verdict, len(res.Invariants), res.Expectations.Met
 						sr.OkOps, sr.Unknown = res.Operations.OK, res.Operations.Unknown
+						sr.Coverage = res.Coverage
 					}
 				}
 				if err != nil {
@@ -225,8 +238,19 @@ func Sweep(ctx context.Context, file string, o SweepOptions) (*Aggregate, []Swee
 				cell.FirstFailed = append(cell.FirstFailed, sr.Seed)
 			}
 			cell.OkOps += sr.OkOps
+			cv := sr.Coverage
+			if cv.ChangesUnderFault > 0 {
+				cell.SeedsChangeUnderFault++
+			}
+			if cv.Changes == 0 {
+				cell.SeedsNoChange++
+			}
+			cell.Changes += cv.Changes
+			cell.NoOpChanges += cv.NoOpChanges
+			cell.ChangesUnderFault += cv.ChangesUnderFault
 		}
 		cell.ViolationRate = float64(cell.Violations) / float64(cell.Runs)
+		cell.CoverageRate = float64(cell.SeedsChangeUnderFault) / float64(cell.Runs)
 		cell.Wilson = Wilson95(cell.Violations, cell.Runs)
 		agg.Met = agg.Met && cell.ExpectMet == cell.Runs
 		agg.Cells = append(agg.Cells, cell)
@@ -274,13 +298,15 @@ func WriteSweep(dir string, agg *Aggregate, runs []SweepRun) error {
 // PrintAggregate writes the per-cell table.
 func PrintAggregate(w io.Writer, agg *Aggregate, dir string) {
 	fmt.Fprintf(w, "sweep %s (%s) on %s: %d seeds from %d per cell, %.1f s\n", agg.Experiment, agg.File, agg.Backend, agg.Seeds, agg.SeedStart, float64(agg.WallMs)/1000)
-	fmt.Fprintf(w, "%-44s %6s %10s %9s %18s %10s\n", "cell", "runs", "violated", "rate", "wilson 95%", "expect met")
+	fmt.Fprintf(w, "%-44s %6s %10s %9s %18s %10s %12s\n", "cell", "runs", "violated", "rate", "wilson 95%", "expect met", "coverage")
 	for _, c := range agg.Cells {
 		name := strings.Join(c.Sets, " ")
 		if name == "" {
 			name = "(file as is)"
 		}
-		fmt.Fprintf(w, "%-44s %6d %10d %8.1f%% [%6.2f%%, %6.2f%%] %10d\n", name, c.Runs, c.Violations, 100*c.ViolationRate, 100*c.Wilson[0], 100*c.Wilson[1], c.ExpectMet)
+		fmt.Fprintf(w, "%-44s %6d %10d %8.1f%% [%6.2f%%, %6.2f%%] %10d %11.1f%%\n", name, c.Runs, c.Violations, 100*c.ViolationRate, 100*c.Wilson[0], 100*c.Wilson[1], c.ExpectMet, 100*c.CoverageRate)
+		fmt.Fprintf(w, "  coverage: %d of %d runs had a membership change under a fault in force; %d changes, %d under a fault, %d no-ops; %d runs without a change\n",
+			c.SeedsChangeUnderFault, c.Runs, c.Changes, c.ChangesUnderFault, c.NoOpChanges, c.SeedsNoChange)
 		if c.Errors > 0 {
 			fmt.Fprintf(w, "  %d runs failed to run (see runs.jsonl)\n", c.Errors)
 		}

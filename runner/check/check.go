@@ -23,7 +23,7 @@ import (
 // Op is one operation of a history, as the checker needs it.
 type Op struct {
 	Client int
-	Kind   string // "put" or "get"
+	Kind   string // "put", "get" or "delete"
 	Key    string
 	Value  string // put: the value written; get: the value read
 	Found  bool   // get: the key had a value
@@ -34,6 +34,7 @@ type Op struct {
 
 type input struct {
 	put   bool
+	del   bool // a delete: the key is absent after it
 	key   string
 	value string
 }
@@ -71,6 +72,9 @@ var Model = porcupine.Model{
 	Init: func() any { return kvState{} },
 	Step: func(state, in, out any) (bool, any) {
 		st, i := state.(kvState), in.(input)
+		if i.del {
+			return true, kvState{}
+		}
 		if i.put {
 			return true, kvState{value: i.value, set: true}
 		}
@@ -79,6 +83,9 @@ var Model = porcupine.Model{
 	},
 	DescribeOperation: func(in, out any) string {
 		i := in.(input)
+		if i.del {
+			return fmt.Sprintf("delete(%s)", i.key)
+		}
 		if i.put {
 			return fmt.Sprintf("put(%s, %s)", i.key, short(i.value))
 		}
@@ -128,16 +135,23 @@ type Annotation struct {
 }
 
 // Linearizable checks a history within timeout: a timeout gives Unknown,
-// never Ok. An operation kind the model does not know (anything but put
-// and get) is an error and the verdict Unknown: leaving it out could hide
-// an acknowledged write, such as a delete.
+// never Ok. A delete is a write that leaves the key absent (kvserver has
+// DELETE; the runner's workload and steps issue none yet, but a history
+// that has them is checked, not refused). An operation kind the model does
+// not know (anything but put, get and delete) is an error and the verdict
+// Unknown: leaving it out could hide an acknowledged write.
 func Linearizable(history []Op, timeout time.Duration) (Result, error) {
 	var ops []porcupine.Operation
 	res := Result{}
 	for i, h := range history {
 		switch {
-		case h.Kind != "put" && h.Kind != "get":
-			return Result{Verdict: Unknown}, fmt.Errorf("check: operation %d (client %d, key %q, outcome %s) has kind %q; the checker knows put and get only", i, h.Client, h.Key, h.Outcome, h.Kind)
+		case h.Kind != "put" && h.Kind != "get" && h.Kind != "delete":
+			return Result{Verdict: Unknown}, fmt.Errorf("check: operation %d (client %d, key %q, outcome %s) has kind %q; the checker knows put, get and delete only", i, h.Client, h.Key, h.Outcome, h.Kind)
+		case h.Kind == "delete" && h.Outcome == "ok":
+			ops = append(ops, porcupine.Operation{ClientId: h.Client, Input: input{del: true, key: h.Key}, Call: h.Call, Return: h.Return})
+		case h.Kind == "delete" && h.Outcome == "unknown":
+			res.UnknownOutcomes++
+			ops = append(ops, porcupine.Operation{ClientId: h.Client, Input: input{del: true, key: h.Key}, Call: h.Call, Return: math.MaxInt64})
 		case h.Kind == "put" && h.Outcome == "ok":
 			ops = append(ops, porcupine.Operation{ClientId: h.Client, Input: input{put: true, key: h.Key, value: h.Value}, Call: h.Call, Return: h.Return})
 		case h.Kind == "put" && h.Outcome == "unknown":

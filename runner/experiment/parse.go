@@ -241,6 +241,15 @@ func (e *Experiment) validate(root *yaml.Node) Errors {
 	if e.Network.DelayMs < 0 || e.Network.JitterMs < 0 || e.Network.FsyncMs < 0 {
 		at([]string{"network"}, "network delays must be >= 0")
 	}
+	if e.Network.ClientDelayMs < 0 || e.Network.ClientJitterMs < 0 {
+		at([]string{"network"}, "network.clientDelayMs and clientJitterMs must be >= 0")
+	}
+	if e.Network.SnapshotKBps < 0 {
+		at([]string{"network", "snapshotKBps"}, "network.snapshotKBps must be >= 0 (0: the simulator's default)")
+	}
+	if p := e.Network.ClientLossPercent; !(p >= 0 && p <= 100) { // NaN too
+		at([]string{"network", "clientLossPercent"}, "network.clientLossPercent must be in [0, 100]")
+	}
 	w := e.Workload
 	switch {
 	case w.Clients < 0 || w.Clients > 1000:
@@ -257,6 +266,8 @@ func (e *Experiment) validate(root *yaml.Node) Errors {
 		at([]string{"workload", "readRatio"}, "workload.readRatio must be within 0..1, got %v", w.ReadRatio)
 	case w.ValueBytes < 1 || w.ValueBytes > 1<<20:
 		at([]string{"workload", "valueBytes"}, "workload.valueBytes must be 1..1048576, got %d", w.ValueBytes)
+	case w.Outstanding < 0 || w.Outstanding > 64:
+		at([]string{"workload", "outstanding"}, "workload.outstanding must be 1..64 (0: the default, 1), got %d", w.Outstanding)
 	case w.OpTimeoutMs < 1:
 		at([]string{"workload", "opTimeoutMs"}, "workload.opTimeoutMs must be >= 1, got %d", w.OpTimeoutMs)
 	case w.ReadContexts != ReadContextsUnique && w.ReadContexts != ReadContextsPerNode:
@@ -407,9 +418,17 @@ func (e *Experiment) validateStep(s Step, known map[string]bool) []string {
 			bad("random needs every and hold, for example {every: 2s, hold: 1s}")
 		}
 		for _, k := range r.Kinds {
-			if !slices.Contains(RandomKinds, k) {
-				bad("unknown random kind %q; expected some of: %s", k, strings.Join(RandomKinds, ", "))
+			if !slices.Contains(RandomKinds, k) && !slices.Contains(RandomLegacyKinds, k) {
+				bad("unknown random kind %q; expected some of: %s", k, strings.Join(append(slices.Clone(RandomKinds), RandomLegacyKinds...), ", "))
 			}
+		}
+		for _, t := range r.On {
+			if !slices.Contains(RandomTriggers, t) {
+				bad("unknown random trigger %q in on; expected some of: %s", t, strings.Join(RandomTriggers, ", "))
+			}
+		}
+		if r.MaxActive < 0 {
+			bad("maxActive must be >= 0 (0: the default, 3)")
 		}
 		if r.MaxReplicas != 0 && (r.MaxReplicas < 1 || r.MaxReplicas > MaxNodes) {
 			bad("maxReplicas must be 1..%d", MaxNodes)

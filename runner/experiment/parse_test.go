@@ -143,3 +143,27 @@ func TestExperimentsValidate(t *testing.T) {
 		}
 	}
 }
+
+// The random step's options: the old ones still parse, the new ones are
+// checked, and an unknown kind or trigger names the accepted ones.
+func TestRandomOptions(t *testing.T) {
+	base := strings.Replace(good, "  - heal: {}\n", "  - heal: {}\n  - random: RANDOM\n", 1)
+	for _, c := range []struct{ random, want string }{
+		{"{every: 1s, hold: 600ms, kinds: [partition, kill, reconfigure]}", ""},
+		{"{every: 700ms, hold: 1s, maxActive: 3, changeEvery: 1200ms, on: [entering, joint, leaving, learner], kinds: [oneWay, killForever, crashRecovery, partitionVoters]}", ""},
+		{"{every: 1s, hold: 1s, kinds: [meteor]}", `unknown random kind "meteor"`},
+		{"{every: 1s, hold: 1s, on: [snapshot]}", `unknown random trigger "snapshot"`},
+		{"{every: 1s, hold: 1s, maxActive: -1}", "maxActive must be >= 0"},
+	} {
+		_, err := Parse("r.yaml", []byte(strings.Replace(base, "RANDOM", c.random, 1)), nil)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.random, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: error %v, want %q", c.random, err, c.want)
+		}
+	}
+	if _, err := Parse("o.yaml", []byte(strings.Replace(good, "  duration: 2s\n", "  duration: 2s\n  outstanding: 65\n", 1)), nil); err == nil || !strings.Contains(err.Error(), "workload.outstanding") {
+		t.Errorf("outstanding: 65 accepted (%v)", err)
+	}
+}

@@ -54,6 +54,17 @@ type Network struct {
 	JitterMs int `yaml:"jitterMs"`
 	// FsyncMs is the simulated disk's sync time.
 	FsyncMs int `yaml:"fsyncMs"`
+	// SnapshotKBps is the bandwidth a snapshot crosses a peer link at
+	// (KB, 1000 bytes, per second); 0 means the simulator's default.
+	SnapshotKBps int `yaml:"snapshotKBps"`
+	// ClientDelayMs + uniform[0, ClientJitterMs] is the time a client
+	// request takes to reach its node, and again its response to come
+	// back.
+	ClientDelayMs  int `yaml:"clientDelayMs"`
+	ClientJitterMs int `yaml:"clientJitterMs"`
+	// ClientLossPercent is the chance, in [0, 100], that a client request,
+	// or its response, is lost: the client then waits for its timeout.
+	ClientLossPercent float64 `yaml:"clientLossPercent"`
 }
 
 // Workload is the background load of N clients.
@@ -77,6 +88,11 @@ type Workload struct {
 	// answer for its own). A correct core never matches on contexts, so
 	// per-node tests more. The local backend ignores it.
 	ReadContexts string `yaml:"readContexts"`
+	// Outstanding is how many operations each client keeps in flight
+	// (default 1). kvserver allows one outstanding request per session,
+	// so each slot is a session of its own (client c3's slots are c3,
+	// c3.1, c3.2, ...), with its own sequence numbers.
+	Outstanding int `yaml:"outstanding"`
 	// Duration is how long the workload runs; the steps run meanwhile, and
 	// the run ends when both are over.
 	Duration Duration `yaml:"duration"`
@@ -186,7 +202,9 @@ type Partition struct {
 }
 
 // Shapes are the named partitions (Jepsen's nemesis shapes).
-var Shapes = []string{"isolate-leader", "majority-minority", "bridge", "ring"}
+// majority-minority-voters splits the current voters only (the others
+// join a random side).
+var Shapes = []string{"isolate-leader", "majority-minority", "majority-minority-voters", "bridge", "ring"}
 
 func (p *Partition) decodeNode(n *yaml.Node) error {
 	switch n.Kind {
@@ -281,7 +299,8 @@ var JointStates = []string{"none", "entering", "joint", "leaving"}
 type LinkFault struct {
 	// Nodes: every message from or to these nodes (default: all).
 	Nodes Nodes `yaml:"nodes"`
-	// From and To: one direction of one link.
+	// From and To: one direction of one link (loss percent 100 on one
+	// direction is a one-way cut).
 	From     string  `yaml:"from"`
 	To       string  `yaml:"to"`
 	Ms       int     `yaml:"ms"`
@@ -304,26 +323,49 @@ type Op struct {
 	Value string `yaml:"value"`
 }
 
-// Random plays random faults until the workload ends: every Every (with
-// jitter up to Every), one of Kinds, healed after Hold (a fault) or at the
-// next turn. It draws from the run's seed.
+// Random plays random faults until the workload ends. Faults start on
+// their own schedule, one every Every on average (uniform in 0.5..1.5
+// Every), and each lasts Hold on average (uniform in 0.5..1.5 Hold, longer
+// for killLong), so with Hold above Every several are in force at once (at
+// most MaxActive). Membership changes run on a schedule of their own
+// (ChangeEvery), and On makes a membership state trigger a fault at once.
+// It draws from the run's seed.
 type Random struct {
 	Every Duration `yaml:"every"`
 	Hold  Duration `yaml:"hold"`
-	// Kinds: partition, kill, pause, pauseLeader, delay, loss,
-	// reconfigure, transferLeader (default: all). pause stops a random
-	// node for Hold; pauseLeader stops the leader for three to four
-	// election timeouts, so that the others elect a new leader and commit
-	// while it sleeps, and then delivers what waited for it. A kind
-	// listed twice is drawn twice as often.
+	// Kinds are the faults drawn (default: RandomKinds, all but the
+	// legacy reconfigure); a kind listed twice is drawn twice as often.
+	// docs/EXPERIMENTS.md lists them: partition, partitionVoters, bridge,
+	// ring, oneWay, isolateLeader, kill, killLong, killForever,
+	// crashRecovery, pause, pauseLeader, delay, slow, loss,
+	// transferLeader, and reconfigure (a membership change drawn as a
+	// fault, the old way; changeEvery is the better one).
 	Kinds []string `yaml:"kinds"`
-	// MaxReplicas bounds reconfigure's random memberships (default
-	// cluster.replicas + 2).
+	// MaxReplicas bounds the random memberships (default
+	// cluster.replicas + 2): nodes kv-0 .. kv-(MaxReplicas-1).
 	MaxReplicas int `yaml:"maxReplicas"`
+	// MaxActive bounds the random faults in force at once (default 3); a
+	// fault due while MaxActive are in force is skipped.
+	MaxActive int `yaml:"maxActive"`
+	// ChangeEvery: a membership change (replace a voter, grow or shrink
+	// by one, never to the current voters) every ChangeEvery on average,
+	// independent of the faults; 0: none.
+	ChangeEvery Duration `yaml:"changeEvery"`
+	// On: membership states that trigger a fault (one of Kinds) as the
+	// leader enters them: entering, joint, leaving, learner (a learner
+	// not caught up).
+	On []string `yaml:"on"`
 }
 
-// RandomKinds are the fault kinds random steps choose from.
-var RandomKinds = []string{"partition", "kill", "pause", "pauseLeader", "delay", "loss", "reconfigure", "transferLeader"}
+// RandomKinds are the fault kinds random steps choose from by default.
+var RandomKinds = []string{"partition", "partitionVoters", "bridge", "ring", "oneWay", "isolateLeader",
+	"kill", "killLong", "killForever", "crashRecovery", "pause", "pauseLeader", "delay", "slow", "loss", "transferLeader"}
+
+// RandomLegacyKinds are kinds accepted but not drawn by default.
+var RandomLegacyKinds = []string{"reconfigure"}
+
+// RandomTriggers are the values of Random.On.
+var RandomTriggers = []string{"entering", "joint", "leaving", "learner"}
 
 // Action is the name of the step's action.
 func (s Step) Action() string {
