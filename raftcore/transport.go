@@ -29,14 +29,21 @@ type queued struct {
 // per-link faults, driven by one seeded random source: the same seed and the
 // same calls give the same deliveries. Not safe for concurrent use.
 type MemNetwork struct {
-	rng        *rand.Rand
-	now        uint64
-	seq        uint64
-	queue      []queued
-	group      map[string]int // partition group; nodes not listed are in group 0
-	cut        map[[2]string]bool
-	faults     LinkFaults
-	perLink    map[[2]string]LinkFaults
+	rng     *rand.Rand
+	now     uint64
+	seq     uint64
+	queue   []queued
+	group   map[string]int // partition group; nodes not listed are in group 0
+	cut     map[[2]string]bool
+	faults  LinkFaults
+	perLink map[[2]string]LinkFaults
+	// LoseOnCut: a message put on a link that is cut or partitioned at
+	// that moment is lost then, even if the link heals before it would
+	// have arrived (a real network does not keep it for later). Without
+	// it, only the state of the link at delivery counts, which is all a
+	// network without delay needs. Either way a message in flight when
+	// its link is cut is lost at delivery.
+	LoseOnCut  bool
 	Sent       uint64
 	Dropped    uint64
 	Duplicated uint64
@@ -63,6 +70,31 @@ func (n *MemNetwork) SetFaults(f LinkFaults) { n.faults = f }
 
 // SetLinkFaults sets the faults of messages from one node to another.
 func (n *MemNetwork) SetLinkFaults(from, to string, f LinkFaults) { n.perLink[[2]string{from, to}] = f }
+
+// SetLinks replaces every one-way cut and every per-link fault with cuts
+// and faults, in one step (partitions made with Partition or Isolate and
+// the default faults stay). The maps are copied.
+func (n *MemNetwork) SetLinks(cuts map[[2]string]bool, faults map[[2]string]LinkFaults) {
+	n.cut = make(map[[2]string]bool, len(cuts))
+	for l, c := range cuts {
+		if c {
+			n.cut[l] = true
+		}
+	}
+	n.perLink = make(map[[2]string]LinkFaults, len(faults))
+	for l, f := range faults {
+		n.perLink[l] = f
+	}
+}
+
+// LinkFaultsOf returns the faults of messages from one node to another
+// (its own, or the default).
+func (n *MemNetwork) LinkFaultsOf(from, to string) LinkFaults {
+	if f, ok := n.perLink[[2]string{from, to}]; ok {
+		return f
+	}
+	return n.faults
+}
 
 // Partition splits the nodes into groups that cannot reach each other. Nodes
 // not named form one more group together.
@@ -102,9 +134,10 @@ func (n *MemNetwork) Connected(from, to string) bool {
 func (n *MemNetwork) SendFrom(from string, msgs []Message) {
 	for _, m := range msgs {
 		n.Sent++
-		f, ok := n.perLink[[2]string{from, m.To}]
-		if !ok {
-			f = n.faults
+		f := n.LinkFaultsOf(from, m.To)
+		if n.LoseOnCut && !n.Connected(from, m.To) {
+			n.Dropped++
+			continue
 		}
 		if f.Drop > 0 && n.rng.Float64() < f.Drop {
 			n.Dropped++
