@@ -34,8 +34,16 @@ func capture(s raftcore.Storage) state {
 	return state{hs: hs, snap: snap, ents: append([]raftcore.Entry(nil), ents...)}
 }
 
+// equal reports whether recovery may return b for the model state a. A
+// snapshot holds only committed entries, so recovery raises a commit index
+// below the snapshot's to it (the hard state saying so may not have been
+// synced when the snapshot was): a's commit is read the same way.
 func (a state) equal(b state) bool {
-	if a.hs != b.hs || a.snap.Meta.Index != b.snap.Meta.Index || a.snap.Meta.Term != b.snap.Meta.Term ||
+	hs := a.hs
+	if !a.snap.IsEmpty() && hs.Commit < a.snap.Meta.Index {
+		hs.Commit = a.snap.Meta.Index
+	}
+	if hs != b.hs || a.snap.Meta.Index != b.snap.Meta.Index || a.snap.Meta.Term != b.snap.Meta.Term ||
 		!bytes.Equal(a.snap.Data, b.snap.Data) || len(a.ents) != len(b.ents) {
 		return false
 	}

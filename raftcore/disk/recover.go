@@ -241,6 +241,15 @@ func (s *Storage) recover() error {
 	if len(r.ents) > 0 {
 		last = r.ents[len(r.ents)-1].Index
 	}
+	// A snapshot holds only committed entries (Raft §7), so its index is
+	// committed even when the hard state that said so was not synced yet:
+	// ApplySnapshot makes a leader's snapshot durable at once, while the
+	// Ready's hard state (commit = the snapshot's index) waits for the next
+	// sync. Without this a crash between the two leaves commit below the
+	// log's first index, and the core refuses to start from it.
+	if !snap.IsEmpty() && r.hs.Commit < snap.Meta.Index {
+		r.hs.Commit = snap.Meta.Index
+	}
 	if r.hs.Commit > last {
 		return &RecoveryError{Kind: ErrMissingSegment, File: s.walPath(segs[len(segs)-1].name), Offset: -1,
 			What: fmt.Sprintf("the hard state says entry %d is committed but the log ends at %d: committed entries are missing", r.hs.Commit, last),

@@ -15,8 +15,20 @@ import (
 //     the same entry, and are identical up to it;
 //   - leader completeness: a new leader holds every entry applied anywhere;
 //   - state machine safety: no two nodes apply different entries at one index;
+//   - a leader commits by counting replicas only an entry of its own term
+//     (Raft paper §5.4.2, Figure 8);
 //   - and for membership: no election or commit counted a learner, checked by
 //     recounting with a naive majority over the configuration's voters only;
+//   - one vote per term: no node grants its vote (MsgVoteResp) to two
+//     candidates in one term, across crashes and restarts (Figure 2: votedFor
+//     is persistent state);
+//   - term and vote are synced before the node sends anything that
+//     depends on them (a Ready that changes them says MustSync);
+//   - a node's configuration is the last in its log (or its snapshot's),
+//     from the moment it is appended (thesis §4.1);
+//   - a removed leader steps down: a leader outside the voters of its
+//     committed, non-joint configuration does not stay leader (thesis
+//     §4.2.2);
 //   - linearizable reads: every ReadState is at or above the index of every
 //     entry committed, by any leader, before the read was requested (thesis
 //     §6.4), and reaches only the node that asked for it.
@@ -39,6 +51,16 @@ type Checker struct {
 	// carry. Kept after the answer, so that a duplicated answer is checked
 	// too; contexts must therefore be unique per node (not across nodes).
 	reads map[string]map[string]*readRec
+	// votes: (node, term) -> the candidate it granted its vote to.
+	votes map[voteKey]string
+	// written and synced: per node, the last HardState its Readys handed
+	// to storage, and the last one a Ready with MustSync covered.
+	written, synced map[string]raftcore.HardState
+}
+
+type voteKey struct {
+	node string
+	term uint64
 }
 
 // readRec is one read request: the least index its answer may carry, and
@@ -58,7 +80,8 @@ type appliedRec struct {
 func NewChecker(c *Cluster) *Checker {
 	k := &Checker{c: c, leaders: map[uint64]string{}, entries: map[[2]uint64]string{},
 		applied: map[uint64]appliedRec{}, commitSeen: map[string][2]uint64{},
-		reads: map[string]map[string]*readRec{}}
+		reads: map[string]map[string]*readRec{}, votes: map[voteKey]string{},
+		written: map[string]raftcore.HardState{}, synced: map[string]raftcore.HardState{}}
 	prevApply, prevReady, prevStep := c.OnApply, c.OnReady, c.OnStep
 	c.OnApply = func(node string, e raftcore.Entry) {
 		k.onApply(node, e)
@@ -153,6 +176,11 @@ func (k *Checker) onReady(node string, rd raftcore.Ready) {
 	// before anyone else learns it.
 	k.maxCommit = max(k.maxCommit, rd.HardState.Commit)
 	k.checkReads(node, rd.ReadStates)
+	k.checkVotes(node, rd.Messages)
+	k.checkSynced(node, rd)
+	if len(rd.Entries) > 0 || !rd.Snapshot.IsEmpty() {
+		k.checkConfigFromLog(node)
+	}
 	for _, e := range rd.Entries {
 		key := [2]uint64{e.Index, e.Term}
 		if prev, ok := k.entries[key]; ok && prev != entryText(e) {
@@ -165,6 +193,81 @@ func (k *Checker) onReady(node string, rd raftcore.Ready) {
 		k.onElected(node)
 	}
 	k.AfterOp(node)
+}
+
+// checkVotes records the votes granted in a Ready's messages: a second
+// grant to another candidate in the same term is a violation, whatever
+// happened to the node in between (a restart must not forget its vote).
+func (k *Checker) checkVotes(node string, msgs []raftcore.Message) {
+	for _, m := range msgs {
+		if m.Type != raftcore.MsgVoteResp || m.Reject {
+			continue
+		}
+		key := voteKey{node, m.Term}
+		if prev, ok := k.votes[key]; ok && prev != m.To {
+			k.violate("double vote: %s granted its term-%d vote to %s and to %s", node, m.Term, prev, m.To)
+			continue
+		}
+		k.votes[key] = m.To
+	}
+}
+
+// checkSynced: term and vote are persistent state, on stable storage
+// before the node answers anyone (Raft paper, Figure 2). A Ready that
+// changes them must say MustSync, or a server that skips the fsync of an
+// unsynced Ready (as it may) sends a vote it can lose in a crash.
+func (k *Checker) checkSynced(node string, rd raftcore.Ready) {
+	if !rd.HardState.IsEmpty() {
+		k.written[node] = rd.HardState
+	}
+	if rd.MustSync || !rd.Snapshot.IsEmpty() {
+		k.synced[node] = k.written[node]
+	}
+	w, s := k.written[node], k.synced[node]
+	if len(rd.Messages) > 0 && (w.Term != s.Term || w.Vote != s.Vote) {
+		k.violate("unsynced hard state: %s sends messages at term %d, vote %q, but only term %d, vote %q were synced (MustSync false)",
+			node, w.Term, w.Vote, s.Term, s.Vote)
+	}
+}
+
+// checkConfigFromLog: a node's configuration is the last one in its log,
+// from the moment it is appended (thesis §4.1), and that of its snapshot
+// when no configuration entry follows it; a truncation that removes the
+// entry reverts it. Checked once everything the node holds is persisted
+// (a leader's proposals wait for the next Ready), and not for nodes started
+// with an unsafe start-up membership, which ignore their log on purpose.
+func (k *Checker) checkConfigFromLog(node string) {
+	n := k.c.nodes[node]
+	if n == nil || n.RN == nil || n.Startup != nil {
+		return
+	}
+	s := n.RN.BasicStatus()
+	if last, err := n.Storage.LastIndex(); err != nil || last != s.LastIndex {
+		return
+	}
+	ents, _, err := k.c.LogOf(node)
+	if err != nil {
+		return
+	}
+	var want raftcore.Config
+	found := false
+	for i := len(ents) - 1; i >= 0 && !found; i-- {
+		if ents[i].Type == raftcore.EntryConfig {
+			if cfg, err := raftcore.DecodeConfig(ents[i].Data); err == nil {
+				want, found = cfg, true
+			}
+		}
+	}
+	if !found {
+		snap, err := n.Storage.Snapshot()
+		if err != nil || snap.IsEmpty() {
+			return
+		}
+		want = snap.Meta.Config
+	}
+	if !s.Config.Equal(want) {
+		k.violate("configuration: %s runs with %s, but the last configuration in its log and snapshot is %s", node, s.Config, want)
+	}
 }
 
 func (k *Checker) onElected(node string) {
@@ -230,6 +333,9 @@ func (k *Checker) AfterOp(node string) {
 	}
 	s := n.RN.BasicStatus()
 	k.maxCommit = max(k.maxCommit, s.Commit)
+	if s.State == raftcore.StateLeader && !s.Config.IsJoint() && !s.Config.IsVoter(node) && s.ConfigIndex <= s.Commit {
+		k.violate("removed leader: %s still leads term %d after committing %s at %d, which removed it", node, s.Term, s.Config, s.ConfigIndex)
+	}
 	seen := k.commitSeen[node]
 	k.commitSeen[node] = [2]uint64{s.Term, s.Commit}
 	if s.State != raftcore.StateLeader || (seen[0] == s.Term && seen[1] >= s.Commit) {
@@ -249,6 +355,13 @@ func (k *Checker) AfterOp(node string) {
 	slices.Sort(holders)
 	if !naiveMajority(s.Config.Voters, holders) || !naiveMajority(s.Config.OutgoingVoters, holders) {
 		k.violate("commit without quorum: %s committed %d in term %d held by %v in %s", node, s.Commit, s.Term, holders, s.Config)
+	}
+	// A leader commits by counting replicas only an entry of its own term;
+	// earlier entries are committed with it (Raft paper §5.4.2, Figure 8).
+	// Entries not yet in storage (a lone voter commits what it appends)
+	// cannot be looked up, and are of its term anyway.
+	if t, err := n.Storage.Term(s.Commit); err == nil && t != s.Term {
+		k.violate("commit of an earlier term: %s, leader of term %d, counted replicas to commit %d of term %d", node, s.Term, s.Commit, t)
 	}
 }
 

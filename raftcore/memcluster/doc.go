@@ -8,4 +8,6 @@
 // test can read what a node's state machine holds; other data is applied
 // without effect. What a node wrote to its MemoryStorage survives Crash;
 // everything else (its RawNode, its map, messages in flight to it) is lost.
+// With Options.LoseUnsynced, Crash keeps only what a Ready with MustSync
+// made durable, as a server that skips the fsync of the other Readys would.
 package memcluster

@@ -24,6 +24,12 @@ type Options struct {
 	// UnsafeAllowMultiVoterOneStep is passed to every node (docs/BUGS.md
 	// unsafe-no-joint).
 	UnsafeAllowMultiVoterOneStep bool
+	// LoseUnsynced makes a crash lose what the node wrote but was not told
+	// to fsync: a Ready whose MustSync is false is persisted the way a
+	// server persists it, without an fsync, so its HardState does not
+	// survive a crash unless a later synced Ready covered it. Off, every
+	// write survives (the traces of the datadriven tests assume so).
+	LoseUnsynced bool
 }
 
 // Node is one member process: its durable storage and, while it runs, its
@@ -48,6 +54,9 @@ type Node struct {
 	// to it waits in held, in arrival order, until it resumes.
 	paused bool
 	held   []raftcore.Message
+	// written is the last HardState handed to storage, durable the last
+	// one an fsync covered (Options.LoseUnsynced).
+	written, durable raftcore.HardState
 }
 
 // Up reports whether the node is running (paused counts as running).
@@ -99,7 +108,11 @@ func (c *Cluster) AddNode(id string, startup *raftcore.Config) error {
 }
 
 func (c *Cluster) add(id string, st *raftcore.MemoryStorage, startup *raftcore.Config) error {
-	n := &Node{ID: id, Storage: st, Startup: startup}
+	hs, err := st.InitialState()
+	if err != nil {
+		return err
+	}
+	n := &Node{ID: id, Storage: st, Startup: startup, written: hs, durable: hs}
 	c.nodes[id] = n
 	return c.start(n)
 }
@@ -174,11 +187,28 @@ func (c *Cluster) Leader() string {
 	return lead
 }
 
-// Crash stops a node: its storage stays, the rest is lost.
+// Crash stops a node: its storage stays, the rest is lost. With
+// Options.LoseUnsynced, the storage keeps only what an fsync covered.
 func (c *Cluster) Crash(id string) error {
 	n := c.nodes[id]
 	if n == nil || n.RN == nil {
 		return fmt.Errorf("memcluster: cannot crash %q: unknown or already down", id)
+	}
+	if c.opts.LoseUnsynced && n.written != n.durable {
+		// Entries always come with MustSync, and snapshots are written
+		// durably on their own, so only the HardState can be behind. Its
+		// commit index never falls below the snapshot's: a snapshot holds
+		// committed entries only, and says so.
+		hs := n.durable
+		snap, err := n.Storage.Snapshot()
+		if err != nil {
+			return err
+		}
+		hs.Commit = max(hs.Commit, snap.Meta.Index)
+		n.Storage.SetHardState(hs)
+		n.written = hs
+		n.durable = hs
+		c.tracef("%s lost its unsynced hard state", id)
 	}
 	n.RN = nil
 	n.paused, n.held = false, nil
@@ -293,6 +323,11 @@ func (c *Cluster) ProcessNode(id string) bool {
 	}
 	if !rd.HardState.IsEmpty() {
 		n.Storage.SetHardState(rd.HardState)
+		n.written = rd.HardState
+	}
+	if rd.MustSync || !rd.Snapshot.IsEmpty() {
+		// The fsync covers every earlier write too.
+		n.durable = n.written
 	}
 	c.Net.SendFrom(id, rd.Messages)
 	if !rd.Snapshot.IsEmpty() {
