@@ -6,7 +6,7 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 # Seeds of the randomized raftcore test in `make test` (the issue asks >= 2000).
 RAFT_SEEDS ?= 2000
 
-.PHONY: all build test test-race lint bench bench-kv load raft-kv runner bug1 bug2 demo core-demo sweep-random clean
+.PHONY: all build test test-race lint bench bench-kv load raft-kv runner bug1 bug2 demo core-demo sweep-random mutants clean
 
 all: build
 
@@ -84,6 +84,15 @@ core-demo:
 # Safe mode under random faults: 1,000 seeds of the 10 s experiment (sim).
 sweep-random: runner
 	bin/runner sweep experiments/random-faults.yaml --backend sim --seeds 1000
+
+# The mutation gate: a control run of the unmutated tree, then every mutant
+# of mutants/catalog.yaml, each of which the safety evidence must catch.
+# Table and JSON in results/mutants/. MUTANTS_ARGS for more flags, e.g.
+# MUTANTS_ARGS="-only vote-not-persisted -control=false", or "-all" to run every
+# check for every mutant (see go run ./cmd/mutants -h).
+MUTANTS_ARGS ?=
+mutants:
+	$(GO) run ./cmd/mutants $(MUTANTS_ARGS)
 
 clean:
 	$(GO) clean -testcache

@@ -183,7 +183,16 @@ func (m *MemFS) Crashed() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.cras
 
 // Crash powers the machine off now and back on: see the type's doc for what
 // survives. Handles opened before stop working. rng decides the torn tails.
-func (m *MemFS) Crash(rng *rand.Rand) {
+func (m *MemFS) Crash(rng *rand.Rand) { m.crash(rng) }
+
+// CrashLosingUnsynced is the crash that keeps nothing the code did not
+// sync: no name change since the last SyncDir of its directory, no byte
+// written after the last Sync of its file. It is the worst case of Crash,
+// chosen outright rather than drawn.
+func (m *MemFS) CrashLosingUnsynced() { m.crash(nil) }
+
+// crash is Crash; a nil rng loses every unsynced change.
+func (m *MemFS) crash(rng *rand.Rand) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	// The names: what SyncDir made durable, then the changes since that
@@ -192,7 +201,11 @@ func (m *MemFS) Crash(rng *rand.Rand) {
 	for name, ino := range m.durable {
 		names[name] = ino
 	}
-	for _, op := range m.pending[:rng.IntN(len(m.pending)+1)] {
+	kept := 0
+	if rng != nil {
+		kept = rng.IntN(len(m.pending) + 1)
+	}
+	for _, op := range m.pending[:kept] {
 		op.applyTo(names)
 	}
 	// The data of every file that kept a name. Visit the names in order so
@@ -211,7 +224,9 @@ func (m *MemFS) Crash(rng *rand.Rand) {
 			continue
 		}
 		data := ino.data
-		if tail := ino.unsynced(); tail > 0 {
+		if tail := ino.unsynced(); tail > 0 && rng == nil {
+			data = ino.crashKeep(0)
+		} else if tail > 0 {
 			switch rng.IntN(4) {
 			case 0: // lost
 				data = ino.crashKeep(0)
