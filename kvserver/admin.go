@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/raftlab/raftlab/raftcore"
@@ -209,6 +210,196 @@ type FaultRequest struct {
 	Fault
 }
 
+// FaultSet is the body of PUT /admin/faults: the whole set of faults in
+// force, replacing every fault set before in one step. It is also the form
+// of the initial faults a node takes from the environment variable
+// RAFT_KV_FAULTS at start (InitialFaultsEnv).
+type FaultSet struct {
+	Faults []FaultRequest `json:"faults"`
+}
+
+// InitialFaultsEnv names the environment variable that holds a node's
+// faults at start, as a FaultSet in JSON: they are in force before the
+// node sends or receives its first peer message, so a node restarted into
+// a partition never talks across it (a later admin call could come too
+// late). A malformed value (bad JSON, an unknown field, an invalid fault)
+// makes the node refuse to start: Start returns an error naming the
+// variable and the problem, and raft-kv exits 1.
+const InitialFaultsEnv = "RAFT_KV_FAULTS"
+
+// faultKeys expands one fault request into the link directions it names;
+// "*" is every peer in book (this node excluded).
+func (r FaultRequest) faultKeys(self string, book map[string]string) ([]faultKey, error) {
+	dirs := []string{DirIn, DirOut}
+	switch r.Direction {
+	case "", "both":
+	case DirIn, DirOut:
+		dirs = []string{r.Direction}
+	default:
+		return nil, errors.New("direction must be in, out or both")
+	}
+	if r.Peer == "" || r.DelayMs < 0 || r.JitterMs < 0 || r.LossPercent < 0 || r.LossPercent > 100 || r.DuplicatePercent < 0 || r.DuplicatePercent > 100 {
+		return nil, errors.New("a fault needs a peer (id or *), delays >= 0, loss_percent and duplicate_percent in [0, 100]")
+	}
+	peers := []string{r.Peer}
+	if r.Peer == "*" {
+		peers = peers[:0]
+		for id := range book {
+			if id != self {
+				peers = append(peers, id)
+			}
+		}
+	}
+	var out []faultKey
+	for _, p := range peers {
+		for _, d := range dirs {
+			out = append(out, faultKey{p, d})
+		}
+	}
+	return out, nil
+}
+
+// faultMap is a FaultSet as the transport keeps it; a later request for
+// the same link direction replaces an earlier one.
+func (fs FaultSet) faultMap(self string, book map[string]string) (map[faultKey]Fault, error) {
+	out := map[faultKey]Fault{}
+	for i, r := range fs.Faults {
+		keys, err := r.faultKeys(self, book)
+		if err != nil {
+			return nil, fmt.Errorf("fault %d: %w", i, err)
+		}
+		for _, k := range keys {
+			out[k] = r.Fault
+		}
+	}
+	return out, nil
+}
+
+// Event kinds of GET /admin/events.
+const (
+	// EventState: the node's role, term, leader, configuration or joint
+	// state changed (Changed says which); the event carries all of them.
+	EventState = "state"
+	// EventConfigApplied: the configuration entry at Index was applied,
+	// hence committed.
+	EventConfigApplied = "config-applied"
+	// EventSnapshotRestored: the state machine was replaced by the
+	// snapshot at Index, whose configuration is Config; configuration
+	// entries up to Index are not applied one by one on this node.
+	EventSnapshotRestored = "snapshot-restored"
+)
+
+// EventJSON is one event of GET /admin/events. Events are numbered from 1
+// in the order the node's loop saw them; the numbering restarts with the
+// process (EventsJSON.Boot).
+type EventJSON struct {
+	Seq uint64 `json:"seq"`
+	// AtUnixMicro is the node's wall clock when the loop recorded it.
+	AtUnixMicro int64  `json:"at_unix_us"`
+	Kind        string `json:"kind"`
+	// Changed (state events): what changed since the previous state event,
+	// among role, term, leader, config (index or content) and joint; the
+	// first event of a process says start.
+	Changed []string `json:"changed,omitempty"`
+	// Role, Term, Leader, ConfigIndex, JointState (none, entering,
+	// committed, leaving) and Commit: the node's state after the change
+	// (state events).
+	Role        string `json:"role,omitempty"`
+	Term        uint64 `json:"term,omitempty"`
+	Leader      string `json:"leader,omitempty"`
+	ConfigIndex uint64 `json:"config_index,omitempty"`
+	JointState  string `json:"joint_state,omitempty"`
+	Commit      uint64 `json:"commit,omitempty"`
+	// Config is the node's latest configuration (state), the applied one
+	// (config-applied) or the snapshot's (snapshot-restored).
+	Config *ConfigJSON `json:"config,omitempty"`
+	// Index: the configuration entry's (config-applied) or the snapshot's
+	// (snapshot-restored) index.
+	Index uint64 `json:"index,omitempty"`
+	// PrevConfigIndex (config-applied) is the index of the configuration
+	// entry this one replaced on this node (0: none, the bootstrap entry
+	// is the first), unless PrevUnknown: the previous configuration came
+	// from a snapshot, whose configuration entry's index the node does not
+	// know.
+	PrevConfigIndex uint64 `json:"prev_config_index,omitempty"`
+	PrevUnknown     bool   `json:"prev_unknown,omitempty"`
+}
+
+// EventsJSON answers GET /admin/events.
+type EventsJSON struct {
+	// Boot identifies the process: a new value means a restart, and the
+	// numbering started again at 1.
+	Boot   string      `json:"boot"`
+	Events []EventJSON `json:"events"`
+	// Next is the after of the next call (the last Seq returned, or the
+	// after given when nothing new came).
+	Next uint64 `json:"next"`
+	// Lost counts events after `after` that are no longer held (the ring
+	// keeps the newest EventRingSize): the caller fell behind and missed
+	// them. Events then starts at the oldest held.
+	Lost uint64 `json:"lost"`
+	// Reset: after was beyond the newest event (a number from an earlier
+	// process of this node), so the answer is from the start, as after=0.
+	Reset bool `json:"reset,omitempty"`
+}
+
+// EventRingSize is how many events a node keeps for GET /admin/events.
+const EventRingSize = 4096
+
+// maxEventsPerAnswer bounds one answer; the caller asks again from Next.
+const maxEventsPerAnswer = 1024
+
+// eventRing is the node's bounded list of numbered events: the loop adds,
+// admin calls read and wait. Safe for concurrent use.
+// The zero value is ready (the node is built in one literal elsewhere).
+type eventRing struct {
+	mu   sync.Mutex
+	buf  []EventJSON // event seq s is at (s-1) % EventRingSize
+	last uint64      // seq of the newest event (0: none yet)
+	wake chan struct{}
+}
+
+// add numbers and stores e, and wakes every waiting reader.
+func (r *eventRing) add(e EventJSON) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last++
+	e.Seq = r.last
+	e.AtUnixMicro = time.Now().UnixMicro()
+	if len(r.buf) < EventRingSize {
+		r.buf = append(r.buf, e)
+	} else {
+		r.buf[(e.Seq-1)%EventRingSize] = e
+	}
+	if r.wake != nil {
+		close(r.wake)
+	}
+	r.wake = make(chan struct{})
+}
+
+// since returns the events after seq `after` (at most max), how many of
+// them are no longer held, whether after was reset, and a channel closed
+// at the next add.
+func (r *eventRing) since(after uint64, limit int) (evs []EventJSON, lost uint64, reset bool, wake <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.wake == nil {
+		r.wake = make(chan struct{})
+	}
+	if after > r.last {
+		after, reset = 0, true
+	}
+	first := r.last - uint64(len(r.buf)) + 1 // oldest held
+	from := after + 1
+	if from < first {
+		lost, from = first-from, first
+	}
+	for s := from; s <= r.last && len(evs) < limit; s++ {
+		evs = append(evs, r.buf[(s-1)%EventRingSize])
+	}
+	return evs, lost, reset, r.wake
+}
+
 // CaughtUpJSON is GET /admin/caught-up?id=ID.
 type CaughtUpJSON struct {
 	ID          string `json:"id"`
@@ -248,6 +439,8 @@ func (s *Server) adminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, s.n.tr.faultList())
 	}))
 	mux.HandleFunc("POST /admin/faults", auth(s.adminSetFault))
+	mux.HandleFunc("PUT /admin/faults", auth(s.adminReplaceFaults))
+	mux.HandleFunc("GET /admin/events", auth(s.adminEvents))
 	mux.HandleFunc("DELETE /admin/faults", auth(func(w http.ResponseWriter, r *http.Request) {
 		s.n.tr.clearFaults()
 		writeJSON(w, http.StatusOK, s.n.tr.faultList())
@@ -645,32 +838,84 @@ func (s *Server) adminSetFault(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	dirs := []string{DirIn, DirOut}
-	switch req.Direction {
-	case "", "both":
-	case DirIn, DirOut:
-		dirs = []string{req.Direction}
-	default:
-		writeJSON(w, http.StatusBadRequest, AdminError{Error: "direction must be in, out or both", Code: "bad_request"})
+	keys, err := req.faultKeys(s.cfg.ID, s.n.tr.addrBook())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, AdminError{Error: err.Error(), Code: "bad_request"})
 		return
 	}
-	if req.Peer == "" || req.DelayMs < 0 || req.JitterMs < 0 || req.LossPercent < 0 || req.LossPercent > 100 {
-		writeJSON(w, http.StatusBadRequest, AdminError{Error: "a fault needs a peer (id or *), delays >= 0 and loss_percent in [0, 100]", Code: "bad_request"})
-		return
-	}
-	peers := []string{req.Peer}
-	if req.Peer == "*" {
-		peers = peers[:0]
-		for id := range s.n.tr.addrBook() {
-			if id != s.cfg.ID {
-				peers = append(peers, id)
-			}
-		}
-	}
-	for _, p := range peers {
-		for _, d := range dirs {
-			s.n.tr.setFault(p, d, req.Fault)
-		}
+	for _, k := range keys {
+		s.n.tr.setFault(k.peer, k.dir, req.Fault)
 	}
 	writeJSON(w, http.StatusOK, s.n.tr.faultList())
+}
+
+// adminReplaceFaults is PUT /admin/faults: the body's set replaces every
+// fault in force at once (an empty set clears them, as DELETE does).
+func (s *Server) adminReplaceFaults(w http.ResponseWriter, r *http.Request) {
+	var req FaultSet
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	fs, err := req.faultMap(s.cfg.ID, s.n.tr.addrBook())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, AdminError{Error: err.Error(), Code: "bad_request"})
+		return
+	}
+	s.n.tr.replaceFaults(fs)
+	writeJSON(w, http.StatusOK, s.n.tr.faultList())
+}
+
+// adminEvents is GET /admin/events?after=N&wait_ms=M: the events after
+// seq N (default 0), waiting up to M ms (default 0, at most MaxWaitMs) for
+// one when there is none yet.
+func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var after uint64
+	var waitMs int
+	var err error
+	if v := q.Get("after"); v != "" {
+		after, err = strconv.ParseUint(v, 10, 64)
+	}
+	if v := q.Get("wait_ms"); v != "" && err == nil {
+		waitMs, err = strconv.Atoi(v)
+		if err == nil && (waitMs < 0 || waitMs > MaxWaitMs) {
+			err = fmt.Errorf("wait_ms must be between 0 and %d", MaxWaitMs)
+		}
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, AdminError{Error: "usage: GET /admin/events?after=N&wait_ms=M: " + err.Error(), Code: "bad_request"})
+		return
+	}
+	timer := time.NewTimer(time.Duration(waitMs) * time.Millisecond)
+	defer timer.Stop()
+	for {
+		evs, lost, reset, wake := s.n.events.since(after, maxEventsPerAnswer)
+		if len(evs) > 0 || lost > 0 || reset || waitMs == 0 {
+			out := EventsJSON{Boot: s.boot, Events: evs, Next: after, Lost: lost, Reset: reset}
+			if reset {
+				out.Next = 0
+			}
+			if len(evs) > 0 {
+				out.Next = evs[len(evs)-1].Seq
+			} else {
+				out.Events = []EventJSON{}
+			}
+			writeJSON(w, http.StatusOK, out)
+			return
+		}
+		s.eventPolls.Add(1)
+		select {
+		case <-wake:
+		case <-timer.C:
+			waitMs = 0 // answer with what there is (nothing)
+		case <-r.Context().Done():
+			s.eventPolls.Add(-1)
+			return
+		case <-s.n.donec:
+			s.eventPolls.Add(-1)
+			writeJSON(w, http.StatusServiceUnavailable, AdminError{Error: "the node is stopping", Code: "unavailable"})
+			return
+		}
+		s.eventPolls.Add(-1)
+	}
 }

@@ -79,6 +79,9 @@ type Config struct {
 
 	// peerDial, when set (tests), dials peers instead of net.DialTimeout.
 	peerDial func(addr string, timeout time.Duration) (net.Conn, error)
+	// initialFaults are the faults the transport starts with (Start reads
+	// them from InitialFaultsEnv).
+	initialFaults map[faultKey]Fault
 }
 
 // Defaults of the tunables.

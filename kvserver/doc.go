@@ -132,8 +132,36 @@
 //	                                   voter unless the node runs --mode unsafe-no-joint
 //	POST /admin/transfer-leader {"to","wait_ms"}  TimeoutNow to a caught-up voter (thesis §3.10)
 //	POST /admin/snapshot                       take a snapshot now
-//	GET|POST|DELETE /admin/faults  {"peer":"kv-1"|"*","direction":"in"|"out"|"both","drop","delay_ms","jitter_ms","loss_percent"}
-//	                                   injects faults on this node's peer traffic; a zero fault or DELETE clears
+//	GET|POST|DELETE /admin/faults  {"peer":"kv-1"|"*","direction":"in"|"out"|"both","drop","delay_ms","jitter_ms",
+//	                                   "loss_percent","duplicate_percent"}  injects faults on this node's peer traffic
+//	                                   (POST sets one link direction's fault; a zero fault or DELETE clears)
+//	PUT  /admin/faults          {"faults":[{fault as for POST}, ...]}  replaces every fault in force at once (no gap,
+//	                                   no overlap between the old set and the new); {"faults":[]} clears
+//	GET  /admin/events?after=N&wait_ms=M  {"boot","events":[...],"next","lost","reset"}  the node's numbered
+//	                                   membership and leadership events after N, waiting up to M ms for one
+//
+// A fault's delay holds a message; when it is released, a drop in force on
+// its link then drops it (a partition set meanwhile cuts what was in
+// flight). Loss, duplication and the delay are drawn once, when the
+// message is sent (out) or received (in). Faults can also be in force from
+// the start: the environment variable RAFT_KV_FAULTS holds a PUT body; a
+// malformed one (bad JSON, an unknown field, an invalid fault) makes the
+// node refuse to start.
+//
+// Events are numbered from 1 in each process (boot names the process) and
+// kept in a ring of the newest 4096: "lost" counts those after N no longer
+// held (the caller fell behind), "reset" says N was beyond the newest (a
+// number from an earlier process; the answer is then from 1). Kinds:
+// "state" (role, term, leader, configuration or joint state changed;
+// "changed" lists which; every state event carries role, term, leader,
+// config, config_index, joint_state and commit), "config-applied" (the
+// configuration entry at index was applied, so committed; prev_config_index
+// is the configuration entry it replaced, unless prev_unknown: the previous
+// one came from a snapshot) and "snapshot-restored" (the state machine was
+// replaced by the snapshot at index, of configuration config). The state is
+// compared after every turn of the node's loop, so a configuration entry
+// appended in one turn and committed in a later one is reported entering,
+// then committed.
 //
 // /metrics (Prometheus), /healthz and /readyz (ready: a leader is known and
 // this node applied up to the commit index it learned from it) are on both

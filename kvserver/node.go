@@ -215,6 +215,13 @@ type node struct {
 	lastSnapIdx  uint64
 	lastSnapAt   time.Time
 	lead         string
+
+	// events is GET /admin/events; lastEv the state last reported there
+	// and prevUnknown whether committedIdx came from a snapshot (whose
+	// configuration entry index is not known) rather than an entry.
+	events      eventRing
+	lastEv      EventJSON
+	prevUnknown bool
 }
 
 func (n *node) logf(format string, args ...any) {
@@ -541,13 +548,90 @@ func (n *node) handleReady() error {
 			n.stats.isLeader.Store(rd.SoftState.State == raftcore.StateLeader)
 		}
 		n.rn.Advance(rd)
+		// After each Ready, not once per call: one call can pass through
+		// several states (a single voter appends and commits a joint
+		// configuration in two Readies of one call: entering, then
+		// committed). The gate keeps this free on the hot path.
+		if n.mayChangeState(&rd) {
+			n.noteState(n.rn.BasicStatus())
+		}
 	}
 	bs := n.rn.BasicStatus()
+	n.noteState(bs)
 	n.stats.term.Store(bs.Term)
 	n.stats.commit.Store(bs.Commit)
 	n.stats.applied.Store(n.sm.Applied())
 	n.stats.lastIndex.Store(bs.LastIndex)
 	return n.maybeSnapshot(bs.Applied)
+}
+
+// mayChangeState reports whether the Ready rd, now advanced, may have
+// changed what a state event reports (role, term, leader, configuration
+// index, joint state), from the fields of rd and the last event only: no
+// allocation (BasicStatus clones the configuration). It may say yes when
+// nothing changed (noteState then finds no change), never no when
+// something did: the role and leader come with a SoftState, the term and
+// the commit index (which moves a joint state from entering to committed,
+// or from leaving to none) with a HardState, a configuration with an
+// appended configuration entry, a snapshot, or a truncation of the log at
+// or below the configuration's entry. Loop only.
+func (n *node) mayChangeState(rd *raftcore.Ready) bool {
+	last := &n.lastEv
+	if last.Kind == "" || rd.SoftState != nil || !rd.Snapshot.IsEmpty() {
+		return true
+	}
+	hs := rd.HardState
+	if !hs.IsEmpty() && (hs.Term != last.Term || ((last.JointState == "entering" || last.JointState == "leaving") && hs.Commit >= last.ConfigIndex)) {
+		return true
+	}
+	for i := range rd.Entries {
+		if rd.Entries[i].Type == raftcore.EntryConfig || rd.Entries[i].Index <= last.ConfigIndex {
+			return true
+		}
+	}
+	return false
+}
+
+// noteState adds a state event to /admin/events when the node's role,
+// term, leader, configuration or joint state differs from the last one
+// reported. It runs after every Ready that may change them (and at the
+// end of every handleReady), so every state the loop passes through is
+// reported: a configuration appended and committed in two Readies shows
+// entering, then committed, even within one handleReady. Loop only.
+func (n *node) noteState(bs raftcore.Status) {
+	// Compared field by field first: this runs on every loop turn, and
+	// only a change allocates.
+	last := &n.lastEv
+	role, joint := bs.State.String(), bs.JointState.String()
+	var changed []string
+	switch {
+	case last.Kind == "":
+		changed = []string{"start"}
+	default:
+		if role != last.Role {
+			changed = append(changed, "role")
+		}
+		if bs.Term != last.Term {
+			changed = append(changed, "term")
+		}
+		if bs.Lead != last.Leader {
+			changed = append(changed, "leader")
+		}
+		if bs.ConfigIndex != last.ConfigIndex {
+			changed = append(changed, "config")
+		}
+		if joint != last.JointState {
+			changed = append(changed, "joint")
+		}
+	}
+	if len(changed) == 0 {
+		return
+	}
+	cj := configJSON(bs.Config)
+	e := EventJSON{Kind: EventState, Changed: changed, Role: role, Term: bs.Term, Leader: bs.Lead,
+		ConfigIndex: bs.ConfigIndex, JointState: joint, Commit: bs.Commit, Config: &cj}
+	n.lastEv = e
+	n.events.add(e)
 }
 
 // syncJob is one Ready's messages, to be sent once its append is durable.
@@ -633,7 +717,9 @@ func (n *node) apply(e *raftcore.Entry) {
 	case e.Type == raftcore.EntryConfig:
 		n.sm.Skip(e.Index)
 		if c, err := raftcore.DecodeConfig(e.Data); err == nil {
-			n.committedCfg, n.committedIdx = c, e.Index
+			cj := configJSON(c)
+			n.events.add(EventJSON{Kind: EventConfigApplied, Index: e.Index, Config: &cj, PrevConfigIndex: n.committedIdx, PrevUnknown: n.prevUnknown})
+			n.committedCfg, n.committedIdx, n.prevUnknown = c, e.Index, false
 		}
 		return
 	case len(e.Data) == 0:
@@ -722,8 +808,10 @@ func (n *node) restore(s raftcore.Snapshot) error {
 	for id, a := range addrs {
 		n.tr.setAddr(id, a)
 	}
-	n.committedCfg, n.committedIdx = s.Meta.Config, s.Meta.Index
+	n.committedCfg, n.committedIdx, n.prevUnknown = s.Meta.Config, s.Meta.Index, true
 	n.lastSnapIdx, n.lastSnapAt = s.Meta.Index, time.Now()
+	cj := configJSON(s.Meta.Config)
+	n.events.add(EventJSON{Kind: EventSnapshotRestored, Index: s.Meta.Index, Config: &cj})
 	return nil
 }
 

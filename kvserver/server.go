@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/raftlab/raftlab/kvserver/sm"
@@ -34,6 +35,8 @@ type Server struct {
 	stopOnce          sync.Once
 	stopped           chan struct{}
 	err               error
+	// eventPolls counts the GET /admin/events calls waiting for an event.
+	eventPolls atomic.Int64
 }
 
 // Start opens (or creates) the data directory, recovers the node and starts
@@ -42,6 +45,13 @@ func Start(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// Before the data directory is opened: a node given malformed
+	// faults does not start at all (cmd/raft-kv exits 1 with the error).
+	fm, err := initialFaults(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.initialFaults = fm
 	st, err := disk.Open(cfg.DataDir, disk.Options{})
 	if err != nil {
 		return nil, err

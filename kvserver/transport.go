@@ -3,12 +3,14 @@ package kvserver
 import (
 	"bufio"
 	crand "crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,9 +28,15 @@ type Fault struct {
 	JitterMs int `json:"jitter_ms,omitempty"`
 	// LossPercent discards that share of messages at random.
 	LossPercent float64 `json:"loss_percent,omitempty"`
+	// DuplicatePercent delivers that share of messages twice (each copy
+	// delayed on its own). Snapshots are never duplicated: their delivery
+	// is reported to raftcore once.
+	DuplicatePercent float64 `json:"duplicate_percent,omitempty"`
 }
 
-func (f Fault) active() bool { return f.Drop || f.DelayMs > 0 || f.JitterMs > 0 || f.LossPercent > 0 }
+func (f Fault) active() bool {
+	return f.Drop || f.DelayMs > 0 || f.JitterMs > 0 || f.LossPercent > 0 || f.DuplicatePercent > 0
+}
 
 // Direction of a fault: messages this node sends to the peer (out) or
 // receives from it (in).
@@ -79,6 +87,7 @@ type transport struct {
 	wg      sync.WaitGroup
 
 	sent, dropped          atomic.Uint64
+	delayed                atomic.Uint64 // messages (copies) held by a delay fault
 	authFailures           atomic.Uint64 // inbound hellos without a valid proof
 	snapsSent, snapsFailed atomic.Uint64 // snapshots written out whole / failed or dropped
 	authLoggedAt           atomic.Int64  // unix ns of the last refusal logged
@@ -122,9 +131,50 @@ func newTransport(cfg Config, ln net.Listener, deliver func(raftcore.Message), u
 			t.addrs[k] = v
 		}
 	}
+	if cfg.initialFaults != nil {
+		// Before the first dial or accept: the node's first message is
+		// already judged by these faults (Start read them from
+		// InitialFaultsEnv and refused to start on a malformed value).
+		t.replaceFaults(cfg.initialFaults)
+		logf("%s: starting with faults %v", InitialFaultsEnv, t.faultList())
+	}
 	t.wg.Add(1)
 	go t.accept()
 	return t
+}
+
+// initialFaults reads the faults a node starts with from InitialFaultsEnv:
+// nil when it is unset or empty; an error naming the variable and the
+// problem when its value is not a valid FaultSet (malformed JSON, a field
+// FaultSet does not have, trailing data, an invalid fault). Start refuses
+// to start on it: a node meant to start partitioned must not start
+// connected.
+func initialFaults(cfg Config) (map[faultKey]Fault, error) {
+	v := os.Getenv(InitialFaultsEnv)
+	if v == "" {
+		return nil, nil
+	}
+	bad := func(err error) error {
+		return fmt.Errorf("environment variable %s: %w (value %q); refusing to start", InitialFaultsEnv, err, v)
+	}
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.DisallowUnknownFields()
+	var fs FaultSet
+	if err := dec.Decode(&fs); err != nil {
+		return nil, bad(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad(errors.New("trailing data after the JSON object"))
+	}
+	book := map[string]string{cfg.ID: cfg.AdvertisePeer}
+	for k, a := range cfg.Peers {
+		book[k] = a
+	}
+	m, err := fs.faultMap(cfg.ID, book)
+	if err != nil {
+		return nil, bad(err)
+	}
+	return m, nil
 }
 
 // setAddr records (or changes) a peer's address.
@@ -187,6 +237,21 @@ func (t *transport) clearFaults() {
 	clear(t.faults)
 }
 
+// replaceFaults makes fs the whole set of faults in force, in one step:
+// no message is judged by a mix of the old set and the new one, so moving
+// from one set to another never opens a gap (a cut link briefly open) nor
+// applies a fault twice.
+func (t *transport) replaceFaults(fs map[faultKey]Fault) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	clear(t.faults)
+	for k, f := range fs {
+		if f.active() {
+			t.faults[k] = f
+		}
+	}
+}
+
 func (t *transport) faultList() map[string]map[string]Fault {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -200,21 +265,38 @@ func (t *transport) faultList() map[string]map[string]Fault {
 	return out
 }
 
-// judge applies the link's fault: drop (false) or deliver after delay.
-// mu held.
-func (t *transport) judge(peerID, dir string) (ok bool, delay time.Duration) {
+// judge applies the link's fault to one message: how many copies to
+// deliver (0: dropped; 2: duplicated) and the delay of each. An array, not
+// a slice: this runs for every message. mu held.
+func (t *transport) judge(peerID, dir string, dup bool) (copies int, delays [2]time.Duration) {
 	f, found := t.faults[faultKey{peerID, dir}]
 	if !found {
-		return true, 0
+		return 1, delays
 	}
 	if f.Drop || (f.LossPercent > 0 && t.rng.Float64()*100 < f.LossPercent) {
-		return false, 0
+		return 0, delays
 	}
-	d := time.Duration(f.DelayMs) * time.Millisecond
-	if f.JitterMs > 0 {
-		d += time.Duration(t.rng.IntN(f.JitterMs*1000)) * time.Microsecond
+	copies = 1
+	if dup && f.DuplicatePercent > 0 && t.rng.Float64()*100 < f.DuplicatePercent {
+		copies = 2
 	}
-	return true, d
+	for i := range copies {
+		delays[i] = time.Duration(f.DelayMs) * time.Millisecond
+		if f.JitterMs > 0 {
+			delays[i] += time.Duration(t.rng.IntN(f.JitterMs*1000)) * time.Microsecond
+		}
+	}
+	return copies, delays
+}
+
+// cutNow reports whether the link is cut now. A message held by a delay
+// asks it when its delay ends: a partition set meanwhile drops it, as a
+// cut link loses what was in flight on it. (Loss and delay were drawn
+// when the message was sent; they are not drawn again.)
+func (t *transport) cutNow(peerID, dir string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed || t.faults[faultKey{peerID, dir}].Drop
 }
 
 // send queues messages; it never blocks. A full queue drops the message
@@ -226,10 +308,10 @@ func (t *transport) send(msgs []raftcore.Message) {
 			t.mu.Unlock()
 			return
 		}
-		ok, delay := t.judge(m.To, DirOut)
-		if !ok {
+		copies, delays := t.judge(m.To, DirOut, m.Snapshot == nil)
+		if copies == 0 {
 			t.mu.Unlock()
-			t.dropped.Add(1)
+			t.lost(m) // a snapshot is reported failed, as when a delay ends on a cut
 			continue
 		}
 		p := t.peerLocked(m.To)
@@ -238,11 +320,20 @@ func (t *transport) send(msgs []raftcore.Message) {
 			t.lost(m)
 			continue
 		}
-		if delay > 0 {
-			time.AfterFunc(delay, func() { p.enqueue(m) })
-			continue
+		for _, delay := range delays[:copies] {
+			if delay > 0 {
+				t.delayed.Add(1)
+				time.AfterFunc(delay, func() {
+					if t.cutNow(m.To, DirOut) {
+						t.lost(m) // a snapshot is reported failed: it will not arrive
+						return
+					}
+					p.enqueue(m)
+				})
+				continue
+			}
+			p.enqueue(m)
 		}
-		p.enqueue(m)
 	}
 }
 
@@ -575,16 +666,26 @@ func (t *transport) read(c net.Conn) {
 			return
 		}
 		t.mu.Lock()
-		ok, delay := t.judge(from, DirIn)
+		copies, delays := t.judge(from, DirIn, m.Snapshot == nil)
 		t.mu.Unlock()
-		switch {
-		case !ok:
+		if copies == 0 {
 			t.dropped.Add(1)
-		case delay > 0:
+			continue
+		}
+		for _, delay := range delays[:copies] {
+			if delay == 0 {
+				t.deliver(*m)
+				continue
+			}
 			msg := *m
-			time.AfterFunc(delay, func() { t.deliver(msg) })
-		default:
-			t.deliver(*m)
+			t.delayed.Add(1)
+			time.AfterFunc(delay, func() {
+				if t.cutNow(from, DirIn) {
+					t.dropped.Add(1)
+					return
+				}
+				t.deliver(msg)
+			})
 		}
 	}
 }
@@ -671,5 +772,5 @@ func (t *transport) close() {
 }
 
 func (f Fault) String() string {
-	return fmt.Sprintf("drop=%v delay=%dms jitter=%dms loss=%.1f%%", f.Drop, f.DelayMs, f.JitterMs, f.LossPercent)
+	return fmt.Sprintf("drop=%v delay=%dms jitter=%dms loss=%.1f%% dup=%.1f%%", f.Drop, f.DelayMs, f.JitterMs, f.LossPercent, f.DuplicatePercent)
 }

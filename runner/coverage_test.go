@@ -81,21 +81,6 @@ func (c recordedCluster) SetNetwork(n backend.Network) error {
 	*c.b.nets = append(*c.b.nets, n)
 	return c.Cluster.SetNetwork(n)
 }
-func (c recordedCluster) Block(a, b string) error {
-	c.b.t.Errorf("engine called the deprecated Block(%s, %s)", a, b)
-	return nil
-}
-func (c recordedCluster) Heal() error {
-	c.b.t.Error("engine called the deprecated Heal")
-	return nil
-}
-
-//lint:ignore SA1019 the deprecated call is implemented to catch its use
-func (c recordedCluster) SetFault(from, to string, f backend.Fault) error {
-	c.b.t.Errorf("engine called the deprecated SetFault(%q, %q)", from, to)
-	return nil
-}
-
 func TestPartitionKeepsDelayAndUndoRemovesOnlyItsOwn(t *testing.T) {
 	src := `apiVersion: raftlab/v1
 kind: Experiment

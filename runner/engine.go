@@ -124,7 +124,7 @@ func Execute(ctx context.Context, exp *experiment.Experiment, opts Options) (*Ru
 		r.started[nodeName(i)] = true
 	}
 	et := time.Duration(exp.Cluster.ElectionTimeoutMs) * time.Millisecond
-	if !c.WaitUntil(ctx, func() bool { return c.Observe(ctx).Leader != "" }, 30*et) {
+	if !c.WaitUntil(ctx, func(view func() backend.View) bool { return view().Leader != "" }, 30*et) {
 		return nil, fmt.Errorf("%s backend: no leader elected within %v of the start", opts.Backend.Name(), 30*et)
 	}
 	r.leaderSeen = c.Observe(ctx).Leader
@@ -150,8 +150,8 @@ func Execute(ctx context.Context, exp *experiment.Experiment, opts Options) (*Ru
 	}
 	// The run ends when the workload is over and every call has returned.
 	opTimeout := time.Duration(exp.Workload.OpTimeoutMs) * time.Millisecond
-	c.WaitUntil(ctx, func() bool { return c.Now() >= r.workloadEnd }, r.workloadEnd-c.Now()+time.Millisecond)
-	c.WaitUntil(ctx, func() bool {
+	c.WaitUntil(ctx, func(func() backend.View) bool { return c.Now() >= r.workloadEnd }, r.workloadEnd-c.Now()+time.Millisecond)
+	c.WaitUntil(ctx, func(func() backend.View) bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return r.outstanding == 0
@@ -576,8 +576,8 @@ func (r *run) act(s experiment.Step, rec *StepRecord) error {
 		r.mu.Lock()
 		r.transferAt = c.Now()
 		r.mu.Unlock()
-		ok := c.WaitUntil(r.ctx, func() bool {
-			v := c.Observe(r.ctx)
+		ok := c.WaitUntil(r.ctx, func(view func() backend.View) bool {
+			v := view()
 			if v.Leader == to {
 				return true
 			}
@@ -628,7 +628,7 @@ func (r *run) explicit(s experiment.Step, rec *StepRecord) error {
 		done, got = true, res
 		r.mu.Unlock()
 	})
-	r.c.WaitUntil(r.ctx, func() bool {
+	r.c.WaitUntil(r.ctx, func(func() backend.View) bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		return done
@@ -872,9 +872,15 @@ func conditionText(c experiment.Condition) string {
 	return "{" + strings.Join(parts, ", ") + "}"
 }
 
-func (r *run) condition(c experiment.Condition) func() bool {
-	return func() bool {
-		v := r.c.Observe(r.ctx)
+func (r *run) condition(c experiment.Condition) backend.Condition {
+	return func(view func() backend.View) bool {
+		if c.Reconfigured != nil {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			done := len(r.reconfigs) > 0 && r.reconfigs[len(r.reconfigs)-1].rec.Done
+			return done == *c.Reconfigured
+		}
+		v := view()
 		switch {
 		case c.Leader != nil:
 			return (v.Leader != "") == *c.Leader
@@ -898,11 +904,6 @@ func (r *run) condition(c experiment.Condition) func() bool {
 			}
 			n := v.Node(c.CaughtUp)
 			return n.Up && n.Applied >= v.Node(v.Leader).Commit
-		case c.Reconfigured != nil:
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			done := len(r.reconfigs) > 0 && r.reconfigs[len(r.reconfigs)-1].rec.Done
-			return done == *c.Reconfigured
 		}
 		return false
 	}

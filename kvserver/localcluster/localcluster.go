@@ -51,9 +51,20 @@ type Node struct {
 	DataDir, LogPath                string
 	Join                            bool
 
+	// mu guards the process fields: a restart replaces them while other
+	// goroutines ask whether the node runs (the runner's subscriptions).
+	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
+}
+
+// proc is the node's current process and its done channel (nil, nil
+// before the first start).
+func (n *Node) proc() (*exec.Cmd, chan struct{}) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cmd, n.done
 }
 
 // Cluster is a set of raft-kv processes.
@@ -145,7 +156,8 @@ func (c *Cluster) Signal(id string, sig syscall.Signal) error {
 	if n == nil || !n.Running() {
 		return fmt.Errorf("localcluster: %s is not running", id)
 	}
-	return n.cmd.Process.Signal(sig)
+	cmd, _ := n.proc()
+	return cmd.Process.Signal(sig)
 }
 
 // AddNode creates and starts a node that joins with an empty log (to be
@@ -197,6 +209,13 @@ func (c *Cluster) Restart(id string) error { return c.RestartWithPeers(id, nil) 
 // (reserved) nodes: in unsafe-early-vote mode the node takes them as its
 // membership. nil means the founding nodes.
 func (c *Cluster) RestartWithPeers(id string, peers []string) error {
+	return c.RestartWithEnv(id, peers, nil)
+}
+
+// RestartWithEnv is RestartWithPeers with extra environment variables for
+// the process (e.g. kvserver.InitialFaultsEnv, so that the node's faults
+// are in force before it sends its first message).
+func (c *Cluster) RestartWithEnv(id string, peers []string, env []string) error {
 	n := c.Node(id)
 	if n == nil {
 		return fmt.Errorf("localcluster: no node %s", id)
@@ -223,27 +242,47 @@ func (c *Cluster) RestartWithPeers(id string, peers []string) error {
 	}
 	cmd := exec.Command(c.opts.Bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = os.Environ()
+	cmd.Env = processEnv(os.Environ(), env)
 	if err := cmd.Start(); err != nil {
 		_ = logf.Close()
 		return fmt.Errorf("localcluster: start %s: %w", id, err)
 	}
+	n.mu.Lock()
 	n.cmd, n.done, n.err = cmd, make(chan struct{}), nil
+	done := n.done
+	n.mu.Unlock()
 	go func(done chan struct{}) {
-		n.err = cmd.Wait()
+		err := cmd.Wait()
+		n.mu.Lock()
+		n.err = err
+		n.mu.Unlock()
 		_ = logf.Close()
 		close(done)
-	}(n.done)
+	}(done)
 	return nil
+}
+
+// processEnv is a node process's environment: this process's, without
+// the node's initial faults (kvserver.InitialFaultsEnv: a node started
+// without its own must not take the runner's), then extra.
+func processEnv(inherited, extra []string) []string {
+	out := make([]string, 0, len(inherited)+len(extra))
+	for _, kv := range inherited {
+		if !strings.HasPrefix(kv, kvserver.InitialFaultsEnv+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, extra...)
 }
 
 // Running reports whether the node's process runs.
 func (n *Node) Running() bool {
-	if n.done == nil {
+	_, done := n.proc()
+	if done == nil {
 		return false
 	}
 	select {
-	case <-n.done:
+	case <-done:
 		return false
 	default:
 		return true
@@ -261,19 +300,24 @@ func (c *Cluster) signal(id string, sig syscall.Signal, wait time.Duration) erro
 	if n == nil || !n.Running() {
 		return fmt.Errorf("localcluster: %s is not running", id)
 	}
-	_ = n.cmd.Process.Signal(sig)
+	cmd, done := n.proc()
+	_ = cmd.Process.Signal(sig)
 	select {
-	case <-n.done:
+	case <-done:
 		return nil
 	case <-time.After(wait):
-		_ = n.cmd.Process.Kill()
-		<-n.done
+		_ = cmd.Process.Kill()
+		<-done
 		return fmt.Errorf("localcluster: %s did not exit within %v of %v", id, wait, sig)
 	}
 }
 
 // ExitErr is the process's exit error after it ended (nil: exit 0).
-func (n *Node) ExitErr() error { return n.err }
+func (n *Node) ExitErr() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.err
+}
 
 // Close kills every node.
 func (c *Cluster) Close() {
@@ -343,6 +387,17 @@ func (c *Cluster) Status(ctx context.Context, id string) (kvserver.StatusJSON, e
 		err = fmt.Errorf("status of %s: HTTP %d", id, code)
 	}
 	return st, err
+}
+
+// Events is one GET /admin/events?after=after&wait_ms=waitMs of a node.
+func (c *Cluster) Events(ctx context.Context, id string, after uint64, waitMs int) (kvserver.EventsJSON, error) {
+	var out kvserver.EventsJSON
+	path := fmt.Sprintf("/admin/events?after=%d&wait_ms=%d", after, waitMs)
+	code, err := c.Admin(ctx, id, http.MethodGet, path, nil, &out)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("events of %s: HTTP %d", id, code)
+	}
+	return out, err
 }
 
 // WaitLeader waits until a running node leads and every running node of

@@ -51,15 +51,6 @@ type Result struct {
 	Err string
 }
 
-// Fault is a delay or loss on peer messages.
-//
-// Deprecated: the engine composes faults into a Network; Fault remains
-// only while Block, Heal and SetFault do.
-type Fault struct {
-	DelayMs, JitterMs int
-	LossPercent       float64
-}
-
 // Link is one direction of a peer link: messages From one node To another.
 type Link struct{ From, To string }
 
@@ -122,6 +113,15 @@ func (v View) Node(id string) NodeView {
 	return NodeView{ID: id}
 }
 
+// Condition is what WaitUntil waits for. view returns the state of the
+// cluster the condition is judged on: on a backend that sees every change
+// as it happens (sim) the state now; on one that learns of changes by
+// events (local), the state as of one event after another, in the order
+// they came, so that a state shorter than a poll (a joint configuration
+// entering) is not missed. A condition that needs no cluster state does
+// not call view.
+type Condition func(view func() View) bool
+
 // Cluster is a running experiment cluster. The engine calls it from one
 // goroutine, except the callbacks it hands in (op completion, timers),
 // which a concurrent backend may run on other goroutines.
@@ -132,7 +132,7 @@ type Cluster interface {
 	Clock() reconfig.Clock
 	// WaitUntil runs the cluster until cond holds or timeout passes and
 	// reports whether cond held. cond == nil waits the whole timeout.
-	WaitUntil(ctx context.Context, cond func() bool, timeout time.Duration) bool
+	WaitUntil(ctx context.Context, cond Condition, timeout time.Duration) bool
 	// After runs fn at the given time since the start (at once if past).
 	After(at time.Duration, fn func())
 	// Observe reports the cluster's state.
@@ -140,29 +140,22 @@ type Cluster interface {
 
 	// SetNetwork replaces the link faults in force with n, the engine's
 	// composition of every active fault. The backend keeps n: it applies
-	// it to the nodes running now, to a paused node (on its peers' side
-	// until it resumes) and to every node that starts or restarts later;
-	// a message delayed before a change is judged by the faults in force
-	// when it is delivered.
+	// it to the nodes running now, to a paused node (at the latest when it
+	// resumes, before it sends anything) and to every node that starts or
+	// restarts later, before its first message. Delay, loss and
+	// duplication are drawn when a message is sent; a cut is checked again
+	// when a message is delivered, so a message delayed before a cut was
+	// set never crosses it.
 	SetNetwork(n Network) error
 
-	// Block cuts the peer link between two nodes, both ways (a partition
-	// is a set of blocked links; nodes need not be started yet).
-	//
-	// Deprecated: use SetNetwork.
-	Block(a, b string) error
-	// Heal removes every block and fault.
-	//
-	// Deprecated: use SetNetwork.
-	Heal() error
-	// SetFault sets a fault on messages from one node to another; ""
-	// means every node.
-	//
-	// Deprecated: use SetNetwork.
-	SetFault(from, to string, f Fault) error
 	// Start starts a new, empty node; startup is the membership it takes
 	// in unsafe-early-vote mode (nil otherwise).
 	Start(id string, startup []string) error
+	// Kill stops a node at once. What survives differs by backend and is
+	// part of what an experiment tests: on sim it is a power loss (the
+	// node's file system keeps only what was synced); on local it is
+	// SIGKILL of the process (the machine's page cache survives, so
+	// unsynced writes usually do too).
 	Kill(id string) error
 	// Restart starts a killed node from its disk; startup as in Start.
 	Restart(id string, startup []string) error

@@ -1,18 +1,38 @@
 // Package local is the runner's backend of real raft-kv processes on
 // loopback (kvserver/localcluster): real disks in a folder of their own,
-// faults through each node's admin plane (/admin/faults), kill -9,
-// SIGSTOP/SIGCONT, and membership changes through reconfig's HTTP admin
-// driver (kvserver/client.Admin). No root needed. Every process it starts
-// is killed by Close, which the runner calls also on Ctrl-C.
+// kill -9, SIGSTOP/SIGCONT, and membership changes through reconfig's HTTP
+// admin driver (kvserver/client.Admin). No root needed. Every process it
+// starts is killed by Close, which the runner calls also on Ctrl-C.
+//
+// The network (SetNetwork) is kept here and placed on the nodes through
+// their admin planes (PUT /admin/faults, one whole set per node): a
+// link's delay, loss and duplication at its sender, its cut at both ends.
+// A paused node is muted before it stops and given the network in force
+// when it resumes; a node that starts or restarts takes its faults from
+// its environment (kvserver.InitialFaultsEnv), in force before its first
+// message (a malformed one stops it from starting), and Restart reads them
+// back (GET /admin/faults) once it serves. The network is not held while a
+// node starts: a change then is placed on it once it serves.
+//
+// The runner follows every node's GET /admin/events (events.go): the
+// committed configurations are recorded from them, complete when they
+// chain, and WaitUntil evaluates its condition on each event's view, so a
+// state shorter than a status poll (a joint configuration entering) is
+// seen.
 package local
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -63,9 +83,22 @@ func (b Backend) Start(ctx context.Context, exp *experiment.Experiment, seed uin
 	if err != nil {
 		return nil, fmt.Errorf("local: %w (node logs in %s)", err, dir)
 	}
-	return &Cluster{lc: lc, dir: dir, t0: time.Now(), paused: map[string]bool{}, configs: map[uint64]bool{},
-		http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
-		ops:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}, nil
+	c := &Cluster{lc: lc, dir: dir, t0: time.Now(), paused: map[string]bool{}, starting: map[string]bool{}, configs: map[uint64]bool{},
+		http:   &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		ops:    &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}},
+		netw:   backend.Network{},
+		placed: map[string]string{},
+		models: map[string]*nodeModel{},
+		subGen: map[string]int{},
+		prevOf: map[uint64]uint64{},
+		polled: map[string][2]uint64{},
+		wake:   make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	for _, id := range lc.IDs() {
+		c.subscribe(id)
+	}
+	return c, nil
 }
 
 // Cluster is a running local cluster. Safe for concurrent use.
@@ -76,12 +109,37 @@ type Cluster struct {
 	http *http.Client // admin and status
 	ops  *http.Client // client operations
 
-	mu      sync.Mutex
-	paused  map[string]bool
-	timers  []*time.Timer
-	closed  bool
-	configs map[uint64]bool
-	stats   backend.Stats
+	ctx    context.Context // ends at Close: the event subscriptions
+	cancel context.CancelFunc
+
+	// netMu orders the network changes with the starts, pauses and
+	// resumes, so that a node is never configured from a stale network.
+	netMu sync.Mutex
+	// netw is the desired network (SetNetwork); placed is, per running
+	// node, the fault set last put on it (JSON), to skip unchanged nodes.
+	netw   backend.Network
+	placed map[string]string
+
+	mu       sync.Mutex
+	paused   map[string]bool
+	starting map[string]bool // started, not yet serving: not called (Restart places its set)
+	subs     sync.WaitGroup  // the event subscriptions (Close waits for them)
+	timers   []*time.Timer
+	closed   bool
+	configs  map[uint64]bool
+	stats    backend.Stats
+
+	// Event-driven state (events.go): each node's state as its last event
+	// reported it, the views built at each event, and what the config
+	// records' chain needs.
+	models  map[string]*nodeModel
+	subGen  map[string]int // a subscription ends when its node's generation moves on
+	views   []eventView    // the newest maxViews views, in order of arrival
+	viewSeq uint64         // seq of the newest view (views[len-1])
+	wake    chan struct{}  // closed and replaced at each new view
+	prevOf  map[uint64]uint64
+	evLost  bool                 // some node's ring dropped events before they were read
+	polled  map[string][2]uint64 // applied, commit of the last status of each node
 }
 
 // Now implements backend.Cluster.
@@ -93,29 +151,6 @@ func (wallClock) Now() time.Time { return time.Now() }
 
 // Clock implements backend.Cluster.
 func (c *Cluster) Clock() reconfig.Clock { return wallClock{} }
-
-// WaitUntil implements backend.Cluster, polling cond every 10 ms.
-func (c *Cluster) WaitUntil(ctx context.Context, cond func() bool, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond != nil && cond() {
-			return true
-		}
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false
-		}
-		step := min(left, 10*time.Millisecond)
-		if cond == nil {
-			step = left
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(step):
-		}
-	}
-}
 
 // After implements backend.Cluster.
 func (c *Cluster) After(at time.Duration, fn func()) {
@@ -135,21 +170,22 @@ func (c *Cluster) After(at time.Duration, fn func()) {
 }
 
 // Observe implements backend.Cluster: every node's /admin/status at once.
+// (WaitUntil judges its condition also on the views membership events
+// built; Observe is the cluster as it is.)
 func (c *Cluster) Observe(ctx context.Context) backend.View {
 	ids := c.lc.IDs()
 	views := make([]backend.NodeView, len(ids))
 	var wg sync.WaitGroup
-	var commits []kvserver.StatusJSON
-	var cmu sync.Mutex
 	for i, id := range ids {
 		c.mu.Lock()
 		views[i] = backend.NodeView{ID: id, Up: c.lc.Node(id).Running(), Paused: c.paused[id]}
+		gen := c.subGen[id] // the process asked; its status is kept only while it is current
 		c.mu.Unlock()
 		if !views[i].Up || views[i].Paused {
 			continue
 		}
 		wg.Add(1)
-		go func(i int, id string) {
+		go func(i int, id string, gen int) {
 			defer wg.Done()
 			cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 			defer cancel()
@@ -164,10 +200,12 @@ func (c *Cluster) Observe(ctx context.Context) backend.View {
 				v.Joint = "joint"
 			}
 			v.Voters, v.Learners = st.Config.Voters, st.Config.Learners
-			cmu.Lock()
-			commits = append(commits, st)
-			cmu.Unlock()
-		}(i, id)
+			c.mu.Lock()
+			if c.subGen[id] == gen {
+				c.polled[id] = [2]uint64{st.Applied, st.Commit}
+			}
+			c.mu.Unlock()
+		}(i, id, gen)
 	}
 	wg.Wait()
 	out := backend.View{Nodes: views}
@@ -177,26 +215,7 @@ func (c *Cluster) Observe(ctx context.Context) backend.View {
 			out.Leader, term = v.ID, v.Term
 		}
 	}
-	c.noteConfigs(commits)
 	return out
-}
-
-// noteConfigs records the committed configurations the statuses show
-// (sampled: a configuration committed and replaced between two samples is
-// missed).
-func (c *Cluster) noteConfigs(sts []kvserver.StatusJSON) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, st := range sts {
-		idx := st.CommittedConfigIndex
-		if idx == 0 || c.configs[idx] {
-			continue
-		}
-		c.configs[idx] = true
-		cc := st.CommittedConfig
-		c.stats.Configs = append(c.stats.Configs, backend.ConfigRecord{Index: idx, Voters: cc.Voters, Outgoing: cc.OutgoingVoters,
-			Learners: cc.Learners, AtMs: c.Now().Milliseconds()})
-	}
 }
 
 func (c *Cluster) adminCall(id, method, path string, body any) error {
@@ -218,70 +237,96 @@ func (c *Cluster) running(id string) bool {
 	return n != nil && n.Running()
 }
 
-// Block implements backend.Cluster: each side drops the other's messages.
-// A node not running now gets its blocks when it starts (the engine
-// re-applies them).
-func (c *Cluster) Block(a, b string) error {
-	for _, p := range [][2]string{{a, b}, {b, a}} {
-		if c.running(p[0]) {
-			if err := c.adminCall(p[0], http.MethodPost, "/admin/faults", kvserver.FaultRequest{Peer: p[1], Direction: "both", Fault: kvserver.Fault{Drop: true}}); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// Heal implements backend.Cluster.
-func (c *Cluster) Heal() error {
-	var errs []string
-	for _, id := range c.lc.IDs() {
-		if c.running(id) {
-			if err := c.adminCall(id, http.MethodDelete, "/admin/faults", nil); err != nil {
-				errs = append(errs, err.Error())
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%s", strings.Join(errs, "; "))
-	}
-	return nil
-}
-
-// SetNetwork implements backend.Cluster (first version: every running
-// node's faults are cleared, then each link's fault is set on its sending
-// side; paused and later nodes are not followed yet).
+// SetNetwork implements backend.Cluster. The backend keeps n and enforces
+// each link's fault at its sender, in the sender's transport ("out"): a
+// delay, a loss or a duplication is applied once, on one side. A cut link
+// is also cut at its receiver ("in"; dropping twice changes nothing), so
+// that a message that was in flight when the link was cut (in a socket
+// buffer, or queued to a paused node) is judged when it is delivered, and
+// dropped. Each running node gets its whole set in one PUT /admin/faults
+// (no gap and no overlap between its old set and its new), and only when
+// its set changed. A paused node is not called (it would not answer): it
+// was muted before it stopped (Pause), and it gets its set at Resume. A
+// node not running gets its set when it starts (Restart, through the
+// process's environment, before its first message).
 func (c *Cluster) SetNetwork(n backend.Network) error {
-	if err := c.Heal(); err != nil {
+	c.netMu.Lock()
+	defer c.netMu.Unlock()
+	return c.setNetworkLocked(n)
+}
+
+func (c *Cluster) setNetworkLocked(n backend.Network) error {
+	c.netw = maps.Clone(n)
+	var errs []error
+	for _, id := range c.lc.IDs() {
+		if err := c.placeLocked(id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// faultSet is the set of faults node id enforces for the desired network:
+// the faults of the links it sends on, and the cuts of those it receives on.
+func (c *Cluster) faultSet(id string) kvserver.FaultSet {
+	fs := kvserver.FaultSet{Faults: []kvserver.FaultRequest{}}
+	for _, l := range slices.SortedFunc(maps.Keys(c.netw), func(a, b backend.Link) int {
+		return strings.Compare(a.From+"\x00"+a.To, b.From+"\x00"+b.To)
+	}) {
+		f := c.netw[l]
+		switch {
+		case l.From == l.To || f.IsZero():
+		case l.From == id:
+			fs.Faults = append(fs.Faults, kvserver.FaultRequest{Peer: l.To, Direction: kvserver.DirOut, Fault: kvserver.Fault{
+				Drop: f.Drop, DelayMs: f.DelayMs, JitterMs: f.JitterMs, LossPercent: f.LossPercent, DuplicatePercent: f.DuplicatePercent}})
+		case l.To == id && f.Drop:
+			fs.Faults = append(fs.Faults, kvserver.FaultRequest{Peer: l.From, Direction: kvserver.DirIn, Fault: kvserver.Fault{Drop: true}})
+		}
+	}
+	return fs
+}
+
+// muteSet cuts everything a node sends and receives: a node about to be
+// paused gets it, so that when it resumes it neither sends under a stale
+// set nor takes in what was queued to it across a link cut meanwhile,
+// before it is given the network in force then.
+// ("*" is every peer the node knows; the reserved ids are named too, for
+// a peer it learns of only after it resumes.)
+func (c *Cluster) muteSet(self string) kvserver.FaultSet {
+	fs := kvserver.FaultSet{Faults: []kvserver.FaultRequest{{Peer: "*", Direction: "both", Fault: kvserver.Fault{Drop: true}}}}
+	for _, id := range others(c.lc.IDs(), self) {
+		fs.Faults = append(fs.Faults, kvserver.FaultRequest{Peer: id, Direction: "both", Fault: kvserver.Fault{Drop: true}})
+	}
+	return fs
+}
+
+func others(ids []string, self string) []string {
+	return slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return id == self })
+}
+
+// placeLocked puts node id's fault set on it if it runs, is not paused
+// nor starting (Restart places it once it serves) and its set changed.
+// netMu held.
+func (c *Cluster) placeLocked(id string) error {
+	c.mu.Lock()
+	skip := c.paused[id] || c.starting[id]
+	c.mu.Unlock()
+	if !c.running(id) || skip {
+		return nil
+	}
+	return c.putFaults(id, c.faultSet(id), false)
+}
+
+func (c *Cluster) putFaults(id string, fs kvserver.FaultSet, force bool) error {
+	b, _ := json.Marshal(fs)
+	if !force && c.placed[id] == string(b) {
+		return nil
+	}
+	if err := c.adminCall(id, http.MethodPut, "/admin/faults", fs); err != nil {
+		delete(c.placed, id) // unknown: put it again next time
 		return err
 	}
-	for l, f := range n {
-		if !c.running(l.From) {
-			continue
-		}
-		req := kvserver.FaultRequest{Peer: l.To, Direction: "out", Fault: kvserver.Fault{Drop: f.Drop, DelayMs: f.DelayMs, JitterMs: f.JitterMs, LossPercent: f.LossPercent}}
-		if err := c.adminCall(l.From, http.MethodPost, "/admin/faults", req); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// SetFault implements backend.Cluster on the sending side.
-func (c *Cluster) SetFault(from, to string, f backend.Fault) error {
-	peer := to
-	if peer == "" {
-		peer = "*"
-	}
-	for _, id := range c.lc.IDs() {
-		if (from != "" && id != from) || id == to || !c.running(id) {
-			continue
-		}
-		req := kvserver.FaultRequest{Peer: peer, Direction: "out", Fault: kvserver.Fault{DelayMs: f.DelayMs, JitterMs: f.JitterMs, LossPercent: f.LossPercent}}
-		if err := c.adminCall(id, http.MethodPost, "/admin/faults", req); err != nil {
-			return err
-		}
-	}
+	c.placed[id] = string(b)
 	return nil
 }
 
@@ -312,6 +357,8 @@ func (c *Cluster) waitServing(id string) error {
 
 // Kill implements backend.Cluster (SIGKILL).
 func (c *Cluster) Kill(id string) error {
+	c.netMu.Lock()
+	defer c.netMu.Unlock()
 	c.mu.Lock()
 	paused := c.paused[id]
 	delete(c.paused, id)
@@ -319,7 +366,10 @@ func (c *Cluster) Kill(id string) error {
 	if paused {
 		_ = c.lc.Signal(id, syscall.SIGCONT)
 	}
-	return c.lc.Kill(id)
+	err := c.lc.Kill(id)
+	delete(c.placed, id)
+	c.nodeGone(id)
+	return err
 }
 
 // Restart implements backend.Cluster: the process starts on its folder;
@@ -331,32 +381,119 @@ func (c *Cluster) Restart(id string, startup []string) error {
 			return err
 		}
 	}
-	if err := c.lc.RestartWithPeers(id, startup); err != nil {
+	c.netMu.Lock()
+	// The node's faults go in through its environment: they are in force
+	// from its first message, not from an admin call made once it serves
+	// (by then it may have talked across a partition).
+	fs := c.faultSet(id)
+	b, _ := json.Marshal(fs)
+	c.mu.Lock()
+	c.starting[id] = true
+	c.mu.Unlock()
+	err := c.lc.RestartWithEnv(id, startup, []string{kvserver.InitialFaultsEnv + "=" + string(b)})
+	if err == nil {
+		c.placed[id] = string(b)
+		c.subscribe(id)
+	}
+	c.netMu.Unlock()
+	if err == nil {
+		// Not under netMu: this takes up to 10 s, and the network may
+		// change meanwhile (a timer's SetNetwork); the node is not called
+		// for it while it starts (placeLocked), and gets it below.
+		err = c.waitServing(id)
+	}
+	c.netMu.Lock()
+	defer c.netMu.Unlock()
+	c.mu.Lock()
+	delete(c.starting, id)
+	c.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	return c.waitServing(id)
+	if err := c.checkFaults(id, fs); err != nil {
+		return err
+	}
+	return c.placeLocked(id) // the network in force now, if it changed while the node started
 }
 
-// Pause implements backend.Cluster (SIGSTOP).
+// checkFaults verifies that node id enforces fs (GET /admin/faults): a node
+// that ignored or misread its start-up faults would run unpartitioned.
+func (c *Cluster) checkFaults(id string, fs kvserver.FaultSet) error {
+	want := map[string]map[string]kvserver.Fault{}
+	for _, r := range fs.Faults {
+		if want[r.Peer] == nil {
+			want[r.Peer] = map[string]kvserver.Fault{}
+		}
+		want[r.Peer][r.Direction] = r.Fault
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var got map[string]map[string]kvserver.Fault
+	code, err := c.lc.Admin(ctx, id, http.MethodGet, "/admin/faults", nil, &got)
+	if err == nil && code != http.StatusOK {
+		err = fmt.Errorf("HTTP %d", code)
+	}
+	if err != nil {
+		delete(c.placed, id)
+		return fmt.Errorf("local: %s started; reading back its faults (GET /admin/faults): %w", id, err)
+	}
+	if len(got) == 0 && len(want) == 0 {
+		return nil
+	}
+	if !reflect.DeepEqual(got, want) {
+		delete(c.placed, id)
+		return fmt.Errorf("local: %s started with faults %v, not the %v it was given in %s (see %s)", id, got, want, kvserver.InitialFaultsEnv, c.lc.Node(id).LogPath)
+	}
+	return nil
+}
+
+// Pause implements backend.Cluster (SIGSTOP). The node is muted first
+// (everything it sends or receives is dropped at its side): while it is
+// stopped the network may change and it cannot be told, and on SIGCONT it
+// would send under its old set, and read what was queued to it, at once.
+// Muted, it does neither until Resume gives it the set in force then; a
+// message it held in a delay is judged at its release, so it is dropped
+// too. (The mute comes a few milliseconds before the stop and lasts a few
+// after the SIGCONT, as if the pause were that much longer: what it drops
+// then, Raft sends again.)
 func (c *Cluster) Pause(id string) error {
+	c.netMu.Lock()
+	defer c.netMu.Unlock()
+	c.mu.Lock()
+	already := c.paused[id]
+	c.mu.Unlock()
+	if !already && c.running(id) {
+		if err := c.putFaults(id, c.muteSet(id), false); err != nil {
+			return fmt.Errorf("local: pause %s: muting it first: %w", id, err)
+		}
+	}
 	if err := c.lc.Signal(id, syscall.SIGSTOP); err != nil {
+		// Not stopped: it runs muted. Give it its set back.
+		if !already {
+			err = errors.Join(err, c.placeLocked(id))
+		}
 		return err
 	}
 	c.mu.Lock()
 	c.paused[id] = true
+	c.pushViewLocked(time.Now()) // a paused leader leads no more in the views
 	c.mu.Unlock()
 	return nil
 }
 
-// Resume implements backend.Cluster (SIGCONT).
+// Resume implements backend.Cluster (SIGCONT), then gives the node the
+// faults in force now in place of the mute, in one call.
 func (c *Cluster) Resume(id string) error {
+	c.netMu.Lock()
+	defer c.netMu.Unlock()
 	if err := c.lc.Signal(id, syscall.SIGCONT); err != nil {
 		return err
 	}
 	c.mu.Lock()
 	delete(c.paused, id)
+	c.pushViewLocked(time.Now())
 	c.mu.Unlock()
-	return nil
+	return c.placeLocked(id)
 }
 
 // TransferLeader implements backend.Cluster.
@@ -425,20 +562,24 @@ func (c *Cluster) Do(id string, op backend.Op, timeout time.Duration, done func(
 }
 
 // Stats implements backend.Cluster. Peer bytes and elections are not
-// visible from outside the processes; configurations are sampled.
+// visible from outside the processes. The configurations come from the
+// nodes' events; ConfigsSampled is false only when they form one unbroken
+// chain (configsComplete).
 func (c *Cluster) Stats() backend.Stats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
 	s.Configs = slices.Clone(s.Configs)
+	slices.SortFunc(s.Configs, func(a, b backend.ConfigRecord) int { return cmp.Compare(a.Index, b.Index) })
 	s.Dir = c.dir
-	s.ConfigsSampled = true
+	s.ConfigsSampled = !c.configsCompleteLocked(s.Configs)
 	return s
 }
 
 // Close implements backend.Cluster: every process is killed; the folder
 // stays (the caller removes it when the run passed).
 func (c *Cluster) Close() error {
+	c.cancel()
 	c.mu.Lock()
 	c.closed = true
 	for _, t := range c.timers {
@@ -449,5 +590,6 @@ func (c *Cluster) Close() error {
 	}
 	c.mu.Unlock()
 	c.lc.Close()
+	c.subs.Wait() // each ends at c.ctx's end, within a poll
 	return nil
 }

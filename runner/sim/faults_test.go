@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +43,7 @@ func startSrc(t *testing.T, src string, seed uint64) *Cluster {
 func waitLeader(t *testing.T, c *Cluster) string {
 	t.Helper()
 	ctx := context.Background()
-	if !c.WaitUntil(ctx, func() bool { return c.Leader() != "" }, 10*time.Second) {
+	if !c.WaitUntil(ctx, func(func() backend.View) bool { return c.Leader() != "" }, 10*time.Second) {
 		t.Fatal("no leader elected")
 	}
 	return c.Leader()
@@ -56,7 +55,7 @@ func put(t *testing.T, c *Cluster, node, key, value string, seq uint64) backend.
 	var res *backend.Result
 	c.Do(node, backend.Op{Kind: backend.Put, Key: key, Value: value, ClientID: "t", Seq: seq}, time.Second,
 		func(r backend.Result) { res = &r })
-	if !c.WaitUntil(context.Background(), func() bool { return res != nil }, 2*time.Second) {
+	if !c.WaitUntil(context.Background(), func(func() backend.View) bool { return res != nil }, 2*time.Second) {
 		t.Fatalf("put %s: no outcome", key)
 	}
 	return *res
@@ -109,7 +108,7 @@ func TestKillLosesUnsyncedWrites(t *testing.T) {
 		if err := g.Sync(); err != nil { // its data synced, its name not
 			t.Fatal(err)
 		}
-		fs.Crash(rand.New(dropUnsynced{}))
+		fs.CrashLosingUnsynced()
 		if b, err := fs.ReadFile("/d/f"); err != nil || string(b) != "synced" {
 			t.Fatalf("after the crash /d/f = %q, %v; want exactly the synced bytes", b, err)
 		}
@@ -139,7 +138,7 @@ func TestKillLosesUnsyncedWrites(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			fs.Crash(rand.New(dropUnsynced{}))
+			fs.CrashLosingUnsynced()
 			st, err = disk.Open(dataDir, disk.Options{FS: fs, SegmentSize: segmentSize})
 			if err != nil {
 				t.Fatal(err)
@@ -167,7 +166,7 @@ func TestKillDropsWhatTheNodeDidNotSync(t *testing.T) {
 		t.Fatalf("put: %+v", r)
 	}
 	f := c.nodes[follower(c, lead)]
-	c.WaitUntil(context.Background(), func() bool { return !f.syncing && !f.rn.HasReady() }, time.Second)
+	c.WaitUntil(context.Background(), func(func() backend.View) bool { return !f.syncing && !f.rn.HasReady() }, time.Second)
 	synced, _ := f.st.InitialState()
 	lastSynced, _ := f.st.LastIndex()
 	forgot := raftcore.HardState{Term: synced.Term + 1, Vote: f.id, Commit: synced.Commit}
@@ -192,7 +191,7 @@ func TestKillDropsWhatTheNodeDidNotSync(t *testing.T) {
 	if st := f.rn.BasicStatus(); st.Term != synced.Term || st.Vote != synced.Vote {
 		t.Fatalf("restarted at term %d vote %q, want %d %q", st.Term, st.Vote, synced.Term, synced.Vote)
 	}
-	if !c.WaitUntil(context.Background(), func() bool { return f.sm.Applied() >= lastSynced }, 3*time.Second) {
+	if !c.WaitUntil(context.Background(), func(func() backend.View) bool { return f.sm.Applied() >= lastSynced }, 3*time.Second) {
 		t.Fatalf("restarted node applied %d, want %d", f.sm.Applied(), lastSynced)
 	}
 	if v, ok := f.sm.Get("k"); !ok || string(v) != "v" {
@@ -215,7 +214,7 @@ func TestSyncTakesFsyncMs(t *testing.T) {
 	if !n.syncing || n.st.DurableIndex() >= last {
 		t.Fatalf("right after the proposal: syncing %v, durable %d, last %d; want a sync in progress", n.syncing, n.st.DurableIndex(), last)
 	}
-	if !c.WaitUntil(context.Background(), func() bool { return res != nil }, time.Second) || res.Outcome != backend.OK {
+	if !c.WaitUntil(context.Background(), func(func() backend.View) bool { return res != nil }, time.Second) || res.Outcome != backend.OK {
 		t.Fatalf("put: %+v", res)
 	}
 	// The leader's sync, then the follower's, each 40 ms.
@@ -293,7 +292,7 @@ func TestElectionTimeoutsInMilliseconds(t *testing.T) {
 		}
 		campaigned = false
 		from := f.ticks
-		if !c.WaitUntil(context.Background(), func() bool { return campaigned }, time.Second) {
+		if !c.WaitUntil(context.Background(), func(func() backend.View) bool { return campaigned }, time.Second) {
 			t.Fatal("the isolated follower did not campaign within 1 s")
 		}
 		ticks := f.ticks - from
@@ -478,12 +477,12 @@ func TestSnapshotTransferTakesTime(t *testing.T) {
 	c, _ := start(t, "cluster: {replicas: 3, snapshotEntries: 10}\nnetwork: {snapshotKBps: 1}\n")
 	_, f := lagBehindSnapshot(t, c)
 	ctx := context.Background()
-	if !c.WaitUntil(ctx, func() bool { return len(c.transfers) > 0 }, 2*time.Second) {
+	if !c.WaitUntil(ctx, func(func() backend.View) bool { return len(c.transfers) > 0 }, 2*time.Second) {
 		t.Fatal("no snapshot sent")
 	}
 	tr := c.transfers[0]
 	sentAt, size := c.now, int64(len(tr.m.Snapshot.Data)+snapshotOverhead)
-	if !c.WaitUntil(ctx, func() bool { d, _ := c.Snapshots(); return d > 0 }, 10*time.Second) {
+	if !c.WaitUntil(ctx, func(func() backend.View) bool { d, _ := c.Snapshots(); return d > 0 }, 10*time.Second) {
 		t.Fatal("the snapshot never arrived")
 	}
 	if took := c.now - sentAt; took < size { // 1 KB/s is 1 byte per ms
@@ -492,7 +491,7 @@ func TestSnapshotTransferTakesTime(t *testing.T) {
 	if _, failed := c.Snapshots(); failed != 0 {
 		t.Fatalf("%d transfers failed on a healthy network", failed)
 	}
-	if !c.WaitUntil(ctx, func() bool { return c.nodes[f].sm.Applied() >= 30 }, 2*time.Second) {
+	if !c.WaitUntil(ctx, func(func() backend.View) bool { return c.nodes[f].sm.Applied() >= 30 }, 2*time.Second) {
 		t.Fatalf("follower applied %d after the snapshot", c.nodes[f].sm.Applied())
 	}
 }
@@ -504,7 +503,7 @@ func TestSnapshotAcrossACutFails(t *testing.T) {
 	c, _ := start(t, "cluster: {replicas: 3, snapshotEntries: 10}\nnetwork: {snapshotKBps: 1}\n")
 	lead, f := lagBehindSnapshot(t, c)
 	ctx := context.Background()
-	if !c.WaitUntil(ctx, func() bool { return len(c.transfers) > 0 }, 2*time.Second) {
+	if !c.WaitUntil(ctx, func(func() backend.View) bool { return len(c.transfers) > 0 }, 2*time.Second) {
 		t.Fatal("no snapshot sent")
 	}
 	if pr := c.nodes[lead].rn.Status().Progress[f]; pr.State != raftcore.ProgressSnapshot {
@@ -535,10 +534,10 @@ func TestSnapshotAcrossACutFails(t *testing.T) {
 	if err := c.SetNetwork(nil); err != nil {
 		t.Fatal(err)
 	}
-	if !c.WaitUntil(ctx, func() bool { d, _ := c.Snapshots(); return d > 0 }, 10*time.Second) {
+	if !c.WaitUntil(ctx, func(func() backend.View) bool { d, _ := c.Snapshots(); return d > 0 }, 10*time.Second) {
 		t.Fatal("no snapshot arrived after the heal")
 	}
-	if !c.WaitUntil(ctx, func() bool { return c.nodes[f].sm.Applied() >= 30 }, 2*time.Second) {
+	if !c.WaitUntil(ctx, func(func() backend.View) bool { return c.nodes[f].sm.Applied() >= 30 }, 2*time.Second) {
 		t.Fatalf("follower applied %d after the heal", c.nodes[f].sm.Applied())
 	}
 }
@@ -563,7 +562,7 @@ func TestClientDelayAndLostAnswers(t *testing.T) {
 		c.Do(lead, backend.Op{Kind: backend.Put, Key: key, Value: "v", ClientID: "t", Seq: 2 + i}, 500*time.Millisecond,
 			func(r backend.Result) { results[key] = r })
 	}
-	c.WaitUntil(context.Background(), func() bool { return len(results) == 40 }, time.Second)
+	c.WaitUntil(context.Background(), func(func() backend.View) bool { return len(results) == 40 }, time.Second)
 	if len(results) != 40 {
 		t.Fatalf("%d of 40 writes ended", len(results))
 	}

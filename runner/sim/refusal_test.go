@@ -19,7 +19,7 @@ func TestRefusedWritesAreNotOK(t *testing.T) {
 		t.Helper()
 		var res *backend.Result
 		cl.Do(cl.Observe(ctx).Leader, op, 2*time.Second, func(r backend.Result) { res = &r })
-		if !cl.WaitUntil(ctx, func() bool { return res != nil }, 3*time.Second) {
+		if !cl.WaitUntil(ctx, func(func() backend.View) bool { return res != nil }, 3*time.Second) {
 			t.Fatalf("%+v: no answer", op)
 		}
 		return *res
@@ -56,7 +56,7 @@ func TestOnlyTheOwnEntryAnswersAWrite(t *testing.T) {
 		func(r backend.Result) { first = &r })
 	cl.Do(lead, backend.Op{Kind: backend.Put, Key: "k", Value: "b", ClientID: "c", Seq: 1}, 2*time.Second,
 		func(r backend.Result) { second = &r })
-	if !cl.WaitUntil(ctx, func() bool { return first != nil && second != nil }, 3*time.Second) {
+	if !cl.WaitUntil(ctx, func(func() backend.View) bool { return first != nil && second != nil }, 3*time.Second) {
 		t.Fatalf("no answers: %+v %+v", first, second)
 	}
 	if second.Outcome != backend.Failed {
@@ -81,7 +81,7 @@ func startLeadingCluster(t *testing.T, ctx context.Context, name string) backend
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cl.Close() })
-	if !cl.WaitUntil(ctx, func() bool { return cl.Observe(ctx).Leader != "" }, 10*time.Second) {
+	if !cl.WaitUntil(ctx, func(func() backend.View) bool { return cl.Observe(ctx).Leader != "" }, 10*time.Second) {
 		t.Fatal("no leader elected")
 	}
 	return cl

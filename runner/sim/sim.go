@@ -91,16 +91,6 @@ func linkFaults(f backend.LinkFault) raftcore.LinkFaults {
 	return raftcore.LinkFaults{Delay: f.DelayMs, Jitter: f.JitterMs, Drop: f.LossPercent / 100, Duplicate: f.DuplicatePercent / 100}
 }
 
-// dropUnsynced is a random source under which MemFS.Crash keeps nothing
-// that was not synced: every IntN it draws returns 0, which MemFS reads as
-// "no pending namespace change reached the disk" and "the unsynced writes
-// were lost". (A constant 0 would make IntN loop; 1<<32 gives 0 for every
-// n below 1<<32, powers of two included.) TestKillLosesUnsyncedWrites pins
-// that this still holds.
-type dropUnsynced struct{}
-
-func (dropUnsynced) Uint64() uint64 { return 1 << 32 }
-
 type event struct {
 	at  int64
 	seq uint64
@@ -340,11 +330,12 @@ func (c *Cluster) schedule(at int64, fn func()) {
 func (c *Cluster) After(at time.Duration, fn func()) { c.schedule(at.Milliseconds(), fn) }
 
 // WaitUntil implements backend.Cluster: it runs the simulation.
-func (c *Cluster) WaitUntil(ctx context.Context, cond func() bool, timeout time.Duration) bool {
+func (c *Cluster) WaitUntil(ctx context.Context, cond backend.Condition, timeout time.Duration) bool {
 	deadline := c.now + timeout.Milliseconds()
+	view := func() backend.View { return c.Observe(ctx) }
 	for {
 		c.settle()
-		if cond != nil && cond() {
+		if cond != nil && cond(view) {
 			return true
 		}
 		if c.now >= deadline || ctx.Err() != nil {
@@ -766,21 +757,6 @@ func (c *Cluster) Admin() reconfig.Admin {
 	return &reconfig.ClusterAdmin{C: c, Now: c.Clock().Now}
 }
 
-// Block implements backend.Cluster (deprecated): a cut both ways on top
-// of the network in force, until the next Heal or SetNetwork.
-func (c *Cluster) Block(a, b string) error {
-	c.net.Cut(a, b)
-	c.net.Cut(b, a)
-	c.checkTransfers()
-	return nil
-}
-
-// Heal implements backend.Cluster (deprecated): every cut and link fault
-// goes, the base network stays.
-func (c *Cluster) Heal() error {
-	return c.SetNetwork(nil)
-}
-
 // SetNetwork implements backend.Cluster. nw replaces every cut and link
 // fault in force. A link's fault composes with the base network (delays
 // and jitters add, chances combine); Drop cuts the link one way. Delay,
@@ -813,27 +789,6 @@ func (c *Cluster) SetNetwork(nw backend.Network) error {
 	c.net.SetLinks(cuts, faults)
 	c.net.SetFaults(c.base)
 	c.checkTransfers()
-	return nil
-}
-
-// SetFault implements backend.Cluster (deprecated): the fault replaces
-// the given links' faults, on top of the base network.
-//
-//lint:ignore SA1019 the engine still calls SetFault until it moves to SetNetwork
-func (c *Cluster) SetFault(from, to string, f backend.Fault) error {
-	lf := raftcore.LinkFaults{Delay: c.base.Delay + f.DelayMs, Jitter: c.base.Jitter + f.JitterMs, Drop: f.LossPercent / 100}
-	switch {
-	case from == "" && to == "":
-		c.net.SetFaults(lf)
-	default:
-		for _, a := range c.ids {
-			for _, b := range c.ids {
-				if a != b && (from == "" || from == a) && (to == "" || to == b) {
-					c.net.SetLinkFaults(a, b, lf)
-				}
-			}
-		}
-	}
 	return nil
 }
 
