@@ -186,8 +186,9 @@ type Stats struct {
 	Elections []Election
 	// Configs are the configuration entries committed, by index.
 	Configs []ConfigRecord
-	// ConfigsSampled: Configs come from periodic status samples and may
-	// miss configurations (local), so consecutive ones are not compared.
+	// ConfigsSampled: Configs may miss configurations (local, when a
+	// node's event ring overflowed before it was read, or the records do
+	// not form one chain), so consecutive ones are not compared.
 	ConfigsSampled bool
 	// Violations are invariant breaks the backend saw directly.
 	Violations []string
