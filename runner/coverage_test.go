@@ -235,3 +235,176 @@ func TestSafeModeEntersJointDuringThePartition(t *testing.T) {
 		}
 	}
 }
+
+// Strict coverage end to end: a change with no fault has none, and a
+// fault on a node that is no member of the change (started, then killed,
+// before the change) does not count either (it did when any started node
+// down counted for every later step).
+func TestCoverageStrictEndToEnd(t *testing.T) {
+	for name, c := range map[string]struct {
+		steps string
+		want  int
+	}{
+		"no fault": {steps: `
+  - scale: 4
+  - await: {reconfigured: true, timeout: 3s}`},
+		"a fault on a non-member": {steps: `
+  - start: [kv-4]
+  - kill: kv-4
+  - scale: 4
+  - await: {reconfigured: true, timeout: 3s}`},
+		"a fault ending before the change": {steps: `
+  - partition: [[kv-0], [kv-1, kv-2]]
+  - sleep: 300ms
+  - heal: {}
+  - sleep: 100ms
+  - scale: 4
+  - await: {reconfigured: true, timeout: 3s}`},
+		"a member killed during the change": {want: 1, steps: `
+  - scale: 4
+  - kill: kv-1
+  - await: {reconfigured: true, timeout: 3s}
+  - restart: kv-1`},
+	} {
+		src := `apiVersion: raftlab/v1
+kind: Experiment
+metadata: {name: strict}
+cluster: {replicas: 3, electionTimeoutMs: 300, heartbeatMs: 50}
+workload: {clients: 2, rate: 50, keys: 4, opTimeoutMs: 500, duration: 4s}
+steps:` + c.steps + `
+expect: {linearizable: true}
+`
+		exp, err := experiment.Parse("strict.yaml", []byte(src), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := runner.Execute(context.Background(), exp, runner.Options{Backend: sim.Backend{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cv := run.Result.Coverage
+		if cv.Changes != 1 || cv.ChangesUnderFault != c.want || (c.want == 0 && cv.StepsUnderFault != 0) {
+			t.Errorf("%s: coverage %+v, want %d change(s) under a fault of 1", name, cv, c.want)
+		}
+	}
+}
+
+// Triggers fire once per change and state (a retried LeaveJoint is not a
+// second leaving), and a voter dead for good is replaced or removed
+// before any other change.
+func TestTriggersOncePerChangeAndDeadVoterFirst(t *testing.T) {
+	exp, err := experiment.Load("../experiments/random-faults.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadChecked := 0
+	for seed := uint64(1); seed <= 12; seed++ {
+		run, err := runner.Execute(context.Background(), exp, runner.Options{Backend: sim.Backend{}, Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := run.Result
+		leaves := 0
+		for _, rc := range res.Reconfigs {
+			for _, st := range rc.Steps {
+				if strings.Contains(st, "LeaveJoint") {
+					leaves++
+					break
+				}
+			}
+		}
+		triggered, dead, faults := map[string]int{}, "", 0
+		for _, s := range res.Steps {
+			// coverage.faults counts faults only: not the leadership
+			// transfers, nor changes.
+			if s.Kind != "" && s.Kind != "change" && s.Kind != "transferLeader" && s.Kind != "reconfigure" {
+				faults++
+			}
+			if s.Trigger != "" {
+				triggered[s.Trigger]++
+			}
+			if s.Kind == "killForever" {
+				dead = strings.Fields(s.Label)[1]
+			}
+			if s.Kind == "change" && dead != "" {
+				_, voters, _ := strings.Cut(s.Label, ": voters ")
+				from, _, _ := strings.Cut(voters, " -> ")
+				if slices.Contains(strings.Fields(from), dead) {
+					deadChecked++
+					if !strings.Contains(s.Label, "replace "+dead+" by") && !strings.Contains(s.Label, "shrink without "+dead) {
+						t.Errorf("seed %d: %s dead for good, yet the change %q neither replaces nor removes it", seed, dead, s.Label)
+					}
+				}
+			}
+		}
+		if res.Coverage.Faults != faults {
+			t.Errorf("seed %d: coverage counts %d faults, the steps show %d", seed, res.Coverage.Faults, faults)
+		}
+		if triggered["leaving"] > leaves {
+			t.Errorf("seed %d: %d faults triggered on leaving, %d changes left a joint configuration", seed, triggered["leaving"], leaves)
+		}
+		if triggered["entering"] > res.Coverage.Changes || triggered["joint"] > res.Coverage.Changes || triggered["learner"] > res.Coverage.Changes*2 {
+			t.Errorf("seed %d: triggers %v for %d changes", seed, triggered, res.Coverage.Changes)
+		}
+	}
+	t.Logf("%d changes checked after a voter died for good", deadChecked)
+	if deadChecked == 0 {
+		t.Error("no change started while a voter was dead for good: the test tests nothing")
+	}
+}
+
+// observing is the simulator with an eye on every Observe: the outgoing
+// voters of joint configurations the engine saw.
+type observing struct {
+	sim.Backend
+	outgoing *[][]string
+}
+
+func (b observing) Start(ctx context.Context, exp *experiment.Experiment, seed uint64) (backend.Cluster, error) {
+	c, err := b.Backend.Start(ctx, exp, seed)
+	return observingCluster{Cluster: c, b: b}, err
+}
+
+type observingCluster struct {
+	backend.Cluster
+	b observing
+}
+
+func (c observingCluster) Observe(ctx context.Context) backend.View {
+	v := c.Cluster.Observe(ctx)
+	if v.Leader != "" && v.Node(v.Leader).Joint == "joint" {
+		*c.b.outgoing = append(*c.b.outgoing, v.Node(v.Leader).OutgoingVoters)
+	}
+	return v
+}
+
+// The simulator's views carry the outgoing voters of a joint
+// configuration (quorumLeft needs a majority of each half).
+func TestSimViewOutgoingVoters(t *testing.T) {
+	src := `apiVersion: raftlab/v1
+kind: Experiment
+metadata: {name: outgoing}
+cluster: {replicas: 3, electionTimeoutMs: 300, heartbeatMs: 50, safetyMode: safe}
+workload: {clients: 2, rate: 50, keys: 4, opTimeoutMs: 500, duration: 3s}
+steps:
+  - reconfigure: {voters: [kv-0, kv-1, kv-3]}
+  - await: {reconfigured: true, timeout: 2s}
+expect: {linearizable: true}
+`
+	exp, err := experiment.Parse("outgoing.yaml", []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outgoing [][]string
+	if _, err := runner.Execute(context.Background(), exp, runner.Options{Backend: observing{outgoing: &outgoing}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(outgoing) == 0 {
+		t.Fatal("no joint configuration observed")
+	}
+	for _, o := range outgoing {
+		if !slices.Equal(slices.Sorted(slices.Values(o)), []string{"kv-0", "kv-1", "kv-2"}) {
+			t.Fatalf("joint configuration with outgoing voters %v, want kv-0 kv-1 kv-2", o)
+		}
+	}
+}

@@ -43,7 +43,14 @@ type run struct {
 	seed uint64
 	mode reconfig.Mode
 
+	// netMu orders network changes: it is held across composing the
+	// faults in force and handing them to the backend (SetNetwork), so
+	// two changes on concurrent goroutines (local) reach the backend in
+	// the order they were composed. Taken before mu, never under it.
+	netMu sync.Mutex
+
 	mu          sync.Mutex
+	flog        faultLog // when nodes and links were faulted (coverage.go)
 	rng         *rand.Rand
 	hist        []HistoryEntry
 	outstanding int
@@ -80,11 +87,16 @@ type reconfigRun struct {
 	bytesFrom map[string]uint64
 	newbies   []string
 	startedAt time.Duration
-	// What the coverage counts (Coverage): the change asked for the
-	// voters it had, and which faults were in force as its steps started.
-	noOp                               bool
-	steps, stepsUnderFault, enterFault int
-	underNetwork, underNode            bool
+	// What the coverage counts (Coverage, coverage.go): the change asked
+	// for the voters it had; its driver steps; the learners it added; the
+	// outgoing voters of the configuration at its start (joint).
+	noOp     bool
+	dsteps   []driverStep
+	learners []string
+	outgoing []string
+	// fired are the membership states that triggered a fault for this
+	// change (a state fires once per change, not on every retry).
+	fired map[string]bool
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -118,7 +130,7 @@ func Execute(ctx context.Context, exp *experiment.Experiment, opts Options) (*Ru
 	r := &run{exp: exp, c: c, opts: opts, ctx: ctx, seed: seed, mode: mode,
 		rng:     rand.New(rand.NewPCG(seed, 0x72756e)),
 		phase:   "before",
-		started: map[string]bool{}, paused: map[string]bool{}, net: newNetFaults(), universe: universe(exp)}
+		started: map[string]bool{}, paused: map[string]bool{}, net: newNetFaults(), universe: universe(exp), flog: newFaultLog()}
 	for i := 0; i < exp.Cluster.Replicas; i++ {
 		r.replicaSet = append(r.replicaSet, nodeName(i))
 		r.started[nodeName(i)] = true
@@ -518,10 +530,16 @@ func (r *run) act(s experiment.Step, rec *StepRecord) error {
 		for _, id := range ids {
 			if s.Kill != nil {
 				err = c.Kill(id)
+				if err == nil {
+					r.nodeEvent(id, true, false, false, false)
+				}
 			} else {
 				err = c.Pause(id)
 				r.mu.Lock()
 				r.paused[id] = err == nil
+				if err == nil {
+					r.flog.nodeEvent(id, r.c.Now(), false, true, false, false)
+				}
 				r.mu.Unlock()
 			}
 			if err != nil {
@@ -548,6 +566,7 @@ func (r *run) act(s experiment.Step, rec *StepRecord) error {
 				return err
 			}
 			r.mu.Lock()
+			r.flog.nodeEvent(id, r.c.Now(), false, false, true, false)
 			delete(r.paused, id)
 			r.mu.Unlock()
 		}
@@ -697,6 +716,7 @@ func (r *run) restart(id string) error {
 		}
 	}
 	r.mu.Lock()
+	r.flog.nodeEvent(id, r.c.Now(), false, false, false, true)
 	delete(r.paused, id)
 	r.mu.Unlock()
 	return nil
@@ -714,6 +734,8 @@ func (r *run) policy() reconfig.Policy {
 // reconfigure starts the missing nodes and a reconfiguration driver toward
 // desired, in the background; a later reconfigure replaces it.
 func (r *run) reconfigure(desired []string) error {
+	stats := r.c.Stats()
+	from, outgoing := r.committedVoters(stats)
 	r.mu.Lock()
 	// The deployment's replica set is the target: clients follow it, and
 	// in unsafe-early-vote mode a member that starts or restarts now takes
@@ -732,33 +754,22 @@ func (r *run) reconfigure(desired []string) error {
 			}
 		}
 	}
-	v := r.c.Observe(r.ctx)
 	rr := &reconfigRun{rec: Reconfiguration{To: desired, StartMs: r.c.Now().Milliseconds(), EndMs: -1, PhasesMs: map[string]int64{}},
-		newbies: newbies, bytesFrom: maps.Clone(r.c.Stats().BytesTo), startedAt: r.c.Now()}
-	if v.Leader != "" {
-		rr.rec.From = v.Node(v.Leader).Voters
-		rr.noOp = sameVoters(rr.rec.From, desired)
-	}
+		newbies: newbies, bytesFrom: maps.Clone(stats.BytesTo), startedAt: r.c.Now(), fired: map[string]bool{},
+		outgoing: outgoing}
+	// The change starts from the committed configuration, leader or not:
+	// it is a no-op if it asks for those voters (and that configuration
+	// is not joint).
+	rr.rec.From = from
+	rr.noOp = len(outgoing) == 0 && sameVoters(from, desired)
 	d := &reconfig.Driver{Admin: r.c.Admin(), Mode: r.mode, Policy: r.policy(), Desired: desired, Clock: r.c.Clock()}
 	d.OnEvent = func(e reconfig.Event) {
-		var netFault, nodeFault bool
 		if e.Kind == reconfig.EventStepStarted {
-			netFault, nodeFault = r.faultsInForce()
-			r.driverTrigger(e.Decision.Step.Op)
+			r.driverTrigger(rr, e.Decision.Step.Op)
 		}
 		r.mu.Lock()
 		rr.events = append(rr.events, e)
-		if e.Kind == reconfig.EventStepStarted {
-			rr.steps++
-			if netFault || nodeFault {
-				rr.stepsUnderFault++
-				if e.Decision.Step.Op == reconfig.OpEnterJoint || e.Decision.Step.Op == reconfig.OpChangeVoters {
-					rr.enterFault++
-				}
-			}
-			rr.underNetwork = rr.underNetwork || netFault
-			rr.underNode = rr.underNode || nodeFault
-		}
+		rr.stepEvent(e, r.c.Now())
 		if e.Kind == reconfig.EventStepStarted && e.Decision.Step.Op == reconfig.OpTransferLeader {
 			r.transferAt = r.c.Now() // a leader change asked for, not a failover
 		}
@@ -781,6 +792,11 @@ func (r *run) reconfigure(desired []string) error {
 	r.mu.Lock()
 	r.driverGen++
 	gen := r.driverGen
+	if n := len(r.reconfigs); n > 0 {
+		// The driver of the change before stops now: its step still
+		// under way ends here (coverage.go).
+		r.reconfigs[n-1].stopped(r.c.Now())
+	}
 	r.reconfigs = append(r.reconfigs, rr)
 	r.mu.Unlock()
 	r.logf("reconfiguration driver (%s) toward voters %s", r.mode, strings.Join(desired, " "))
@@ -821,18 +837,29 @@ func (r *run) reconfigure(desired []string) error {
 	return nil
 }
 
-// faultsInForce reports whether a network fault is in force, and whether
-// a started node is down or paused (by a step or a random fault alike).
-func (r *run) faultsInForce() (network, node bool) {
-	v := r.c.Observe(r.ctx)
-	r.mu.Lock()
-	for id := range r.started {
-		if n := v.Node(id); !n.Up || n.Paused {
-			node = true
+// committedVoters are the voters (and the outgoing voters, when joint) of
+// the latest committed configuration the backend reported; without one
+// (none committed yet, or none seen), the leader's configuration, or the
+// replica set when there is no leader.
+func (r *run) committedVoters(stats backend.Stats) (voters, outgoing []string) {
+	var best *backend.ConfigRecord
+	for i := range stats.Configs {
+		if c := &stats.Configs[i]; best == nil || c.Index > best.Index {
+			best = c
 		}
 	}
-	r.mu.Unlock()
-	return r.networkActive(), node
+	if best != nil && len(best.Voters) > 0 {
+		return slices.Sorted(slices.Values(best.Voters)), slices.Sorted(slices.Values(best.Outgoing))
+	}
+	v := r.c.Observe(r.ctx)
+	if v.Leader != "" {
+		if n := v.Node(v.Leader); len(n.Voters) > 0 {
+			return slices.Sorted(slices.Values(n.Voters)), slices.Sorted(slices.Values(n.OutgoingVoters))
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.replicaSet), nil
 }
 
 // stepClientPrefix starts the client name (session) of an explicit

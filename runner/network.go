@@ -50,20 +50,20 @@ func (nf netFaults) compose() backend.Network {
 	return out
 }
 
-// applyNetwork hands the backend the composition of the faults in force.
-func (r *run) applyNetwork() error {
-	r.mu.Lock()
-	n := r.net.compose()
-	r.mu.Unlock()
-	return r.c.SetNetwork(n)
-}
-
-// changeNetwork edits the faults in force under mu, then applies them.
+// changeNetwork edits the faults in force and hands the backend their
+// composition. netMu is held across both, so that changes from
+// concurrent goroutines reach the backend in the order they were
+// composed; mu only around the edit (the backend never calls back into
+// the engine from SetNetwork, and mu is never held across a call into it).
 func (r *run) changeNetwork(edit func(nf *netFaults)) error {
+	r.netMu.Lock()
+	defer r.netMu.Unlock()
 	r.mu.Lock()
 	edit(&r.net)
+	n := r.net.compose()
+	r.flog.network(n, r.c.Now())
 	r.mu.Unlock()
-	return r.applyNetwork()
+	return r.c.SetNetwork(n)
 }
 
 // addRandomNetwork adds a random fault's links; removeRandomNetwork takes
@@ -80,13 +80,6 @@ func (r *run) removeRandomNetwork(id int) error {
 // ones' (heal: {} in the file).
 func (r *run) healNetwork() error {
 	return r.changeNetwork(func(nf *netFaults) { *nf = newNetFaults() })
-}
-
-// networkActive reports whether any network fault is in force.
-func (r *run) networkActive() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.net.compose()) > 0
 }
 
 // universe lists every node name the experiment can have, started or not:

@@ -37,6 +37,9 @@ type generator struct {
 	// dead are nodes killed for the rest of the run (killForever): never
 	// restarted, never added back by a membership change.
 	dead map[string]bool
+	// deadSlot: the single killForever of a run is taken (reserved
+	// before its Kill, so two concurrent draws cannot both take it).
+	deadSlot bool
 	// readers numbers the sessions of the reads through a resumed leader.
 	readers int
 	// joint is the leader's joint state at the last trigger tick.
@@ -121,6 +124,7 @@ func (r *run) note(format string, args ...any) {
 // undone.
 type fault struct {
 	label   string
+	kind    string
 	undo    func() (string, error)
 	hold    time.Duration
 	forever bool
@@ -140,6 +144,7 @@ func (r *run) startFault(kind, trigger string) {
 	if f.label == "" {
 		return
 	}
+	f.kind = kind
 	now := r.c.Now()
 	held := f.hold
 	if held == 0 {
@@ -158,14 +163,15 @@ func (r *run) startFault(kind, trigger string) {
 	case f.forever:
 		end = r.workloadEnd
 	}
-	r.steps = append(r.steps, StepRecord{Index: 0, Action: "random", Label: label, StartMs: now.Milliseconds(), EndMs: end.Milliseconds(), OK: true})
+	r.steps = append(r.steps, StepRecord{Index: 0, Action: "random", Kind: kind, Trigger: trigger, Label: label, StartMs: now.Milliseconds(), EndMs: end.Milliseconds(), OK: true})
 	r.phase = "random faults"
-	r.cov.Faults++
-	if trigger != "" {
-		r.cov.TriggeredFaults++
-	}
-	for _, n := range f.nodes {
-		g.busy[n] = true
+	if !f.instant {
+		// Faults only: a leadership transfer and a membership change
+		// drawn as a fault (reconfigure) are actions.
+		r.cov.Faults++
+		if trigger != "" {
+			r.cov.TriggeredFaults++
+		}
 	}
 	if !f.forever && !f.instant {
 		g.active[id] = kind
@@ -201,31 +207,115 @@ func (r *run) pickOne(ids []string) string {
 // voters are the voters of the leader's configuration, or the replica set
 // when there is no leader.
 func (r *run) voters(v backend.View) []string {
-	if v.Leader != "" {
-		if vs := v.Node(v.Leader).Voters; len(vs) > 0 {
-			return slices.Sorted(slices.Values(vs))
-		}
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return slices.Clone(r.replicaSet)
+	vs, _ := r.votersLocked(v)
+	return vs
 }
 
-// quorumLeft reports whether a majority of the voters still runs once
-// victim is down too: a long or permanent kill must leave the cluster
-// able to make progress again once the shorter faults end.
-func (r *run) quorumLeft(v backend.View, victim string) bool {
-	voters := r.voters(v)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	live := 0
-	for _, id := range voters {
-		n := v.Node(id)
-		if id != victim && n.Up && !r.gen.busy[id] && !r.gen.dead[id] {
-			live++
+// votersLocked are the voters of the leader's configuration and, when it
+// is joint, its outgoing voters; the replica set when there is no leader
+// (under mu).
+func (r *run) votersLocked(v backend.View) (voters, outgoing []string) {
+	if v.Leader != "" {
+		if n := v.Node(v.Leader); len(n.Voters) > 0 {
+			return slices.Sorted(slices.Values(n.Voters)), slices.Sorted(slices.Values(n.OutgoingVoters))
 		}
 	}
-	return live >= len(voters)/2+1
+	return slices.Clone(r.replicaSet), nil
+}
+
+// quorumLeftLocked reports whether a majority of the voters still runs
+// once victim is down too, in each half of a joint configuration: a long
+// or permanent kill must leave the cluster able to make progress again
+// once the shorter faults end (under mu).
+func (r *run) quorumLeftLocked(v backend.View, victim string) bool {
+	voters, outgoing := r.votersLocked(v)
+	for _, set := range [][]string{voters, outgoing} {
+		if len(set) == 0 {
+			continue
+		}
+		live := 0
+		for _, id := range set {
+			n := v.Node(id)
+			if id != victim && n.Up && !r.gen.busy[id] && !r.gen.dead[id] {
+				live++
+			}
+		}
+		if live < len(set)/2+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// cutOffLocked reports whether a cut in force separates id from any of
+// others (under mu).
+func (r *run) cutOffLocked(id string, others []string) bool {
+	for _, o := range others {
+		if o == id {
+			continue
+		}
+		if r.flog.net[backend.Link{From: id, To: o}].Drop || r.flog.net[backend.Link{From: o, To: id}].Drop {
+			return true
+		}
+	}
+	return false
+}
+
+// othersCanElectLocked reports whether, with lead paused, a majority of
+// each half of the configuration is up, not held by a fault and not cut
+// off from the other voters: a pauseLeader is then overtaken by a new
+// leader, which is what it is for (under mu).
+func (r *run) othersCanElectLocked(v backend.View, lead string) bool {
+	voters, outgoing := r.votersLocked(v)
+	all := append(slices.Clone(voters), outgoing...)
+	for _, set := range [][]string{voters, outgoing} {
+		if len(set) == 0 {
+			continue
+		}
+		ok := 0
+		for _, id := range set {
+			n := v.Node(id)
+			if id != lead && n.Up && !n.Paused && !r.gen.busy[id] && !r.gen.dead[id] && !r.cutOffLocked(id, all) {
+				ok++
+			}
+		}
+		if ok < len(set)/2+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// reserve picks one of ids that no fault holds and marks it busy, under
+// mu with the check ok (nil: none), so that no concurrent draw takes the
+// same node between the check and the fault. "" if none is left.
+func (r *run) reserve(ids []string, ok func(id string) bool) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var free []string
+	for _, id := range ids {
+		if !r.gen.busy[id] && !r.gen.dead[id] {
+			free = append(free, id)
+		}
+	}
+	if len(free) == 0 {
+		return ""
+	}
+	x := free[r.rng.IntN(len(free))]
+	if ok != nil && !ok(x) {
+		return ""
+	}
+	r.gen.busy[x] = true
+	return x
+}
+
+// release undoes reserve when the fault did not happen.
+func (r *run) release(id string) {
+	r.mu.Lock()
+	delete(r.gen.busy, id)
+	r.mu.Unlock()
 }
 
 // randomFault applies one fault and returns how to undo it (a zero fault:
@@ -344,49 +434,63 @@ func (r *run) randomFault(id int, kind string) fault {
 		}
 		return netFault("loss 20% at "+x, n)
 	case "kill", "killLong":
-		x := r.pickOne(up)
+		x := r.reserve(up, func(x string) bool { return kind == "kill" || r.quorumLeftLocked(v, x) })
+		if x == "" {
+			return fault{}
+		}
 		f := fault{label: "kill " + x, nodes: []string{x}}
 		if kind == "killLong" {
 			// Down for several holds: long enough for the others to
 			// change membership around it.
-			if !r.quorumLeft(v, x) {
-				return fault{}
-			}
 			r.mu.Lock()
 			f.hold = time.Duration(3+r.rng.IntN(4)) * g.spec.Hold.D()
 			r.mu.Unlock()
 			f.label = fmt.Sprintf("kill %s for %dms", x, f.hold.Milliseconds())
 		}
 		if err := r.c.Kill(x); err != nil {
+			r.release(x)
 			return fault{}
 		}
+		r.nodeEvent(x, true, false, false, false)
 		f.undo = func() (string, error) { return "", r.restart(x) }
 		return f
 	case "killForever":
-		r.mu.Lock()
-		already := len(g.dead) > 0
-		r.mu.Unlock()
-		if already {
-			return fault{}
-		}
-		x := r.pickOne(up)
-		if !r.quorumLeft(v, x) {
+		// The single slot and the node are reserved together, under mu,
+		// before the Kill.
+		x := r.reserve(up, func(x string) bool {
+			if g.deadSlot || !r.quorumLeftLocked(v, x) {
+				return false
+			}
+			g.deadSlot = true
+			return true
+		})
+		if x == "" {
 			return fault{}
 		}
 		if err := r.c.Kill(x); err != nil {
+			r.mu.Lock()
+			g.deadSlot = false
+			r.mu.Unlock()
+			r.release(x)
 			return fault{}
 		}
 		r.mu.Lock()
 		g.dead[x] = true
+		r.flog.nodeEvent(x, r.c.Now(), true, false, false, false)
 		r.mu.Unlock()
 		return fault{label: "kill " + x + " for the rest of the run", forever: true}
 	case "crashRecovery":
 		// Kill, restart, and kill again while it recovers (replaying
 		// its log, catching up), then restart for good.
-		x := r.pickOne(up)
-		if err := r.c.Kill(x); err != nil {
+		x := r.reserve(up, nil)
+		if x == "" {
 			return fault{}
 		}
+		if err := r.c.Kill(x); err != nil {
+			r.release(x)
+			return fault{}
+		}
+		r.nodeEvent(x, true, false, false, false)
 		r.mu.Lock()
 		down := time.Duration(et/2+r.rng.IntN(et+1)) * time.Millisecond
 		again := time.Duration(1+r.rng.IntN(2*r.exp.Cluster.HeartbeatMs)) * time.Millisecond
@@ -400,18 +504,25 @@ func (r *run) randomFault(id int, kind string) fault {
 		r.c.After(now+down+again, func() {
 			if err := r.c.Kill(x); err != nil {
 				r.note("random crashRecovery: kill %s again: %v", x, err)
+				return
 			}
+			r.nodeEvent(x, true, false, false, false)
 		})
 		hold := down + again + down
 		return fault{label: fmt.Sprintf("crash %s, restart after %dms, crash again %dms into recovery", x, down.Milliseconds(), again.Milliseconds()),
 			hold: hold, nodes: []string{x}, undo: func() (string, error) { return "", r.restart(x) }}
 	case "pause":
-		x := r.pickOne(up)
+		x := r.reserve(up, nil)
+		if x == "" {
+			return fault{}
+		}
 		if err := r.c.Pause(x); err != nil {
+			r.release(x)
 			return fault{}
 		}
 		r.mu.Lock()
 		r.paused[x] = true
+		r.flog.nodeEvent(x, r.c.Now(), false, true, false, false)
 		r.mu.Unlock()
 		return fault{label: "pause " + x, nodes: []string{x}, undo: func() (string, error) { return "", r.resumeNode(x) }}
 	case "pauseLeader":
@@ -419,12 +530,14 @@ func (r *run) randomFault(id int, kind string) fault {
 		// one (et..2et): the others elect a leader and commit for at
 		// least another election timeout while this one sleeps, and it
 		// wakes to the heartbeat answers and requests that waited for
-		// it; reads go through it right as it wakes.
+		// it; reads go through it right as it wakes. Drawn only when a
+		// majority of the other voters can elect (up, not held by a
+		// fault, not cut off): otherwise no one overtakes it.
 		lead := v.Leader
-		r.mu.Lock()
-		ok := lead != "" && !g.busy[lead]
-		r.mu.Unlock()
-		if !ok {
+		if lead == "" {
+			return fault{}
+		}
+		if r.reserve([]string{lead}, func(string) bool { return r.othersCanElectLocked(v, lead) }) == "" {
 			return fault{}
 		}
 		term := v.Node(lead).Term
@@ -432,10 +545,12 @@ func (r *run) randomFault(id int, kind string) fault {
 		d := time.Duration(3*et+r.rng.IntN(et+1)) * time.Millisecond
 		r.mu.Unlock()
 		if err := r.c.Pause(lead); err != nil {
+			r.release(lead)
 			return fault{}
 		}
 		r.mu.Lock()
 		r.paused[lead] = true
+		r.flog.nodeEvent(lead, r.c.Now(), false, true, false, false)
 		r.mu.Unlock()
 		return fault{label: fmt.Sprintf("%s%s (term %d) for %dms, election timeout %dms", PauseLeaderLabel, lead, term, d.Milliseconds(), et),
 			hold: d, nodes: []string{lead}, undo: func() (string, error) {
@@ -512,7 +627,7 @@ func (r *run) changeTurn() {
 		return
 	}
 	r.mu.Lock()
-	r.steps = append(r.steps, StepRecord{Index: 0, Action: "random", Label: label, StartMs: now.Milliseconds(), EndMs: now.Milliseconds(), OK: true})
+	r.steps = append(r.steps, StepRecord{Index: 0, Action: "random", Kind: "change", Label: label, StartMs: now.Milliseconds(), EndMs: now.Milliseconds(), OK: true})
 	r.mu.Unlock()
 	r.logf("random: %s", label)
 }
@@ -525,6 +640,7 @@ func (r *run) randomChange() (string, bool) {
 	g := r.gen
 	v := r.c.Observe(r.ctx)
 	base := r.voters(v)
+	committed, _ := r.committedVoters(r.c.Stats())
 	r.mu.Lock()
 	target := slices.Clone(r.replicaSet)
 	var pool, dead []string
@@ -544,7 +660,9 @@ func (r *run) randomChange() (string, bool) {
 	if len(pool) > 0 && len(base) > 0 {
 		ops = append(ops, "replace")
 	}
-	if len(pool) > 0 && len(base) < g.maxN {
+	if len(pool) > 0 && len(base) < g.maxN && len(dead) == 0 {
+		// A voter dead for good is replaced or removed first: growing
+		// around it leaves a configuration with one voter less of margin.
 		ops = append(ops, "grow")
 	}
 	if len(base) > 3 {
@@ -579,7 +697,10 @@ func (r *run) randomChange() (string, bool) {
 			label = fmt.Sprintf("%sshrink without %s", ChangeLabel, out)
 		}
 		slices.Sort(d)
-		if !sameVoters(d, base) && !sameVoters(d, target) {
+		// Never a no-op: not the voters the leader has, nor those of the
+		// last change asked for, nor the committed configuration (what
+		// the change's coverage compares against, leader or not).
+		if !sameVoters(d, base) && !sameVoters(d, target) && !sameVoters(d, committed) {
 			desired = d
 			break
 		}
@@ -604,7 +725,7 @@ func sameVoters(a, b []string) bool {
 // of the random step's on: list. entering, leaving and learner come from
 // the driver's own steps (driverTrigger: the entry has just been
 // appended, not committed; a learner just added has everything to catch
-// up), joint from watching the leader every few milliseconds.
+// up), joint from watching the leader (every 5 ms on sim, 50 ms on local).
 func (r *run) watchTriggers() {
 	every := 5 * time.Millisecond
 	if r.opts.Backend.Name() != "sim" {
@@ -627,8 +748,16 @@ func (r *run) watchTriggers() {
 			r.mu.Lock()
 			prev := r.gen.joint
 			r.gen.joint = state
+			fire := state != prev && state == "joint" && slices.Contains(on, "joint")
+			if fire && len(r.reconfigs) > 0 {
+				// Once per change: a joint state entered again (a
+				// retried change) does not fire again.
+				rr := r.reconfigs[len(r.reconfigs)-1]
+				fire = !rr.fired["joint"]
+				rr.fired["joint"] = true
+			}
 			r.mu.Unlock()
-			if state != prev && state == "joint" && slices.Contains(on, "joint") {
+			if fire {
 				r.trigger("joint")
 			}
 		}
@@ -637,11 +766,13 @@ func (r *run) watchTriggers() {
 	r.c.After(r.c.Now(), tick)
 }
 
-// driverTrigger is called as the driver starts a step: EnterJoint,
-// LeaveJoint (or the unsafe one-step change) and AddLearner trigger the
-// entering, leaving and learner faults just after the step's entry is
-// appended, before any peer can have acknowledged it.
-func (r *run) driverTrigger(op reconfig.Op) {
+// driverTrigger is called as the driver starts a step: EnterJoint (or
+// the unsafe one-step change), LeaveJoint and AddLearner trigger the
+// entering, leaving and learner faults in the same instant (on sim,
+// before any peer can have acknowledged the entry; on local, After runs
+// the fault on a goroutine of its own, and a peer may have), once per
+// change and state.
+func (r *run) driverTrigger(rr *reconfigRun, op reconfig.Op) {
 	r.mu.Lock()
 	g := r.gen
 	r.mu.Unlock()
@@ -658,6 +789,15 @@ func (r *run) driverTrigger(op reconfig.Op) {
 		state = "learner" // added now: it has the whole log to catch up
 	}
 	if state == "" || !slices.Contains(g.spec.On, state) {
+		return
+	}
+	// Once per change and state: the driver starts a step again on every
+	// retry, and a retried LeaveJoint is not a second leaving.
+	r.mu.Lock()
+	again := rr.fired[state]
+	rr.fired[state] = true
+	r.mu.Unlock()
+	if again {
 		return
 	}
 	r.c.After(r.c.Now(), func() {
@@ -684,5 +824,9 @@ func (r *run) resumeNode(id string) error {
 	r.mu.Lock()
 	delete(r.paused, id)
 	r.mu.Unlock()
-	return r.c.Resume(id)
+	if err := r.c.Resume(id); err != nil {
+		return err
+	}
+	r.nodeEvent(id, false, false, true, false)
+	return nil
 }

@@ -360,8 +360,14 @@ func (run *Run) Write(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "result.json"), append(out, '\n'), 0o644)
 }
 
-// coverageLocked sums the membership changes' coverage (under mu).
+// coverageLocked sums the membership changes' coverage (under mu), by
+// the strict definition of coverage.go.
 func (r *run) coverageLocked() Coverage {
+	return r.coverageAt(r.c.Now())
+}
+
+// coverageAt is coverageLocked with the run ending at end.
+func (r *run) coverageAt(end time.Duration) Coverage {
 	c := r.cov
 	for _, rr := range r.reconfigs {
 		c.Changes++
@@ -371,18 +377,7 @@ func (r *run) coverageLocked() Coverage {
 		if rr.noOp {
 			c.NoOpChanges++
 		}
-		if rr.stepsUnderFault > 0 {
-			c.ChangesUnderFault++
-		}
-		if rr.underNetwork {
-			c.ChangesUnderNetworkFault++
-		}
-		if rr.underNode {
-			c.ChangesUnderNodeFault++
-		}
-		c.MembershipSteps += rr.steps
-		c.StepsUnderFault += rr.stepsUnderFault
-		c.EnterJointUnderFault += rr.enterFault
+		r.coverageOf(&c, rr, end)
 	}
 	return c
 }

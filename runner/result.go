@@ -134,8 +134,13 @@ type ElectionRecord struct {
 
 // StepRecord is one step as it ran.
 type StepRecord struct {
-	Index   int    `json:"index"`
-	Action  string `json:"action"`
+	Index  int    `json:"index"`
+	Action string `json:"action"`
+	// Kind is a random fault's kind (random: kinds:, e.g. pauseLeader),
+	// "" for other steps; Trigger the membership state that triggered it
+	// (random: on:), "" if it came on the fault schedule.
+	Kind    string `json:"kind,omitempty"`
+	Trigger string `json:"trigger,omitempty"`
 	Label   string `json:"label"`
 	StartMs int64  `json:"startMs"`
 	EndMs   int64  `json:"endMs"`
@@ -169,22 +174,31 @@ type Coverage struct {
 	ChangesDone int `json:"changesDone"`
 	// NoOpChanges asked for the voters the leader already had.
 	NoOpChanges int `json:"noOpChanges"`
-	// ChangesUnderFault had at least one driver step start while a fault
-	// was in force: a network fault (ChangesUnderNetworkFault) or a
-	// started node down or paused (ChangesUnderNodeFault).
+	// ChangesUnderFault met a fault, strictly (docs/EXPERIMENTS.md,
+	// "Coverage"): a fault whose interval overlaps the change's (its
+	// first driver step's start to its last step's end) by at least one
+	// heartbeat and that touches the change's members (the committed
+	// voters at its start, both halves when joint, the voters asked for,
+	// the learners added; less the nodes dead for good): a network fault
+	// (ChangesUnderNetworkFault: a faulted link with both ends members)
+	// or a node fault (ChangesUnderNodeFault: a member down or paused).
 	ChangesUnderFault        int `json:"changesUnderFault"`
 	ChangesUnderNetworkFault int `json:"changesUnderNetworkFault"`
 	ChangesUnderNodeFault    int `json:"changesUnderNodeFault"`
-	// MembershipSteps are the driver steps started (AddLearner,
-	// EnterJoint, ...), StepsUnderFault those started under a fault and
-	// EnterJointUnderFault the joint (or unsafe one-step) entries among
-	// them.
+	// MembershipSteps are the driver steps (AddLearner, EnterJoint, ...),
+	// each once with its retries and polls (CommitNew belongs to the
+	// step it waits for); StepsUnderFault those that met a fault by the
+	// same rule over the step's interval (its start to the next step's)
+	// and EnterJointUnderFault the joint (or unsafe one-step) entries
+	// among them.
 	MembershipSteps      int `json:"membershipSteps"`
 	StepsUnderFault      int `json:"stepsUnderFault"`
 	EnterJointUnderFault int `json:"enterJointUnderFault"`
-	// Faults are the random faults applied, TriggeredFaults those a
-	// membership state triggered (random on:), MaxConcurrentFaults the
-	// most random faults in force at once.
+	// Faults are the random faults applied (not transferLeader nor a
+	// reconfigure drawn as a fault: those are actions), TriggeredFaults
+	// those a membership state triggered (random on:, once per change
+	// and state), MaxConcurrentFaults the most random faults in force at
+	// once.
 	Faults              int `json:"faults"`
 	TriggeredFaults     int `json:"triggeredFaults"`
 	MaxConcurrentFaults int `json:"maxConcurrentFaults"`

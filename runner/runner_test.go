@@ -66,6 +66,17 @@ func TestBugsOnSim(t *testing.T) {
 			if !agg.Met {
 				t.Error("expectations of the file not met on every run")
 			}
+			// How they failed, in aggregate.json and the table: the
+			// unsafe runs are illegal (with or without invariants).
+			if unsafe.IllegalOnly+unsafe.IllegalAndInvariants != unsafe.NotLinear || unsafe.IllegalOnly+unsafe.InvariantsOnly+unsafe.IllegalAndInvariants != unsafe.Violations {
+				t.Errorf("%s: violated by %d illegal only, %d invariants only, %d both; %d illegal, %d violations", c.unsafe,
+					unsafe.IllegalOnly, unsafe.InvariantsOnly, unsafe.IllegalAndInvariants, unsafe.NotLinear, unsafe.Violations)
+			}
+			var out bytes.Buffer
+			runner.PrintAggregate(&out, agg, "")
+			if want := fmt.Sprintf("violated by: %d not linearizable only", unsafe.IllegalOnly); !strings.Contains(out.String(), want) {
+				t.Errorf("the sweep table does not say how runs failed (%q):\n%s", want, out.String())
+			}
 		})
 	}
 }
@@ -159,7 +170,9 @@ func TestRandomFaultsReadsThroughFollowersAndPausesLeaders(t *testing.T) {
 			}
 		}
 		for _, s := range run.Result.Steps {
-			if s.Action != "random" || !strings.HasPrefix(s.Label, runner.PauseLeaderLabel) {
+			// By kind, not label: a triggered fault's label starts with
+			// its trigger ("on joint: pause leader ...").
+			if s.Action != "random" || s.Kind != "pauseLeader" {
 				continue
 			}
 			if s.EndMs-s.StartMs <= et {
@@ -179,8 +192,10 @@ func TestRandomFaultsReadsThroughFollowersAndPausesLeaders(t *testing.T) {
 	if pauses == 0 {
 		t.Error("random-faults paused no leader for longer than an election timeout")
 	}
-	if overtaken == 0 {
-		t.Error("no leader pause lasted long enough for another leader to be elected")
+	// pauseLeader is drawn only when a majority of the other voters can
+	// elect: most pauses are overtaken by another leader.
+	if overtaken*4 < pauses*3 {
+		t.Errorf("%d of %d leader pauses overtaken by another leader, want at least 75%%", overtaken, pauses)
 	}
 	if heldReads == 0 {
 		t.Error("no read sent to a paused leader reached it when it woke")

@@ -54,12 +54,19 @@ type Cell struct {
 	Runs int      `json:"runs"`
 	// Violations: runs whose history was not linearizable or that broke a
 	// reconfiguration invariant.
-	Violations    int     `json:"violations"`
-	NotLinear     int     `json:"illegal"`
-	UnknownChecks int     `json:"unknownVerdicts"`
-	InvariantRuns int     `json:"invariantRuns"`
-	Errors        int     `json:"errors"`
-	ViolationRate float64 `json:"violationRate"`
+	Violations    int `json:"violations"`
+	NotLinear     int `json:"illegal"`
+	UnknownChecks int `json:"unknownVerdicts"`
+	InvariantRuns int `json:"invariantRuns"`
+	// How the violated runs failed, so a reader sees which check has
+	// power: porcupine's verdict illegal with no invariant violation,
+	// invariant violations with a linearizable (or unknown) history, and
+	// both.
+	IllegalOnly          int     `json:"illegalOnly"`
+	InvariantsOnly       int     `json:"invariantsOnly"`
+	IllegalAndInvariants int     `json:"illegalAndInvariants"`
+	Errors               int     `json:"errors"`
+	ViolationRate        float64 `json:"violationRate"`
 	// Wilson is the 95% Wilson score interval of the violation rate.
 	Wilson [2]float64 `json:"wilson95"`
 	// ExpectMet counts runs that met the file's expectations.
@@ -232,6 +239,14 @@ func Sweep(ctx context.Context, file string, o SweepOptions) (*Aggregate, []Swee
 			if sr.Verdict == "illegal" || sr.Invariants > 0 {
 				cell.Violations++
 			}
+			switch {
+			case sr.Verdict == "illegal" && sr.Invariants > 0:
+				cell.IllegalAndInvariants++
+			case sr.Verdict == "illegal":
+				cell.IllegalOnly++
+			case sr.Invariants > 0:
+				cell.InvariantsOnly++
+			}
 			if sr.Met {
 				cell.ExpectMet++
 			} else if len(cell.FirstFailed) < 10 {
@@ -307,6 +322,10 @@ func PrintAggregate(w io.Writer, agg *Aggregate, dir string) {
 		fmt.Fprintf(w, "%-44s %6d %10d %8.1f%% [%6.2f%%, %6.2f%%] %10d %11.1f%%\n", name, c.Runs, c.Violations, 100*c.ViolationRate, 100*c.Wilson[0], 100*c.Wilson[1], c.ExpectMet, 100*c.CoverageRate)
 		fmt.Fprintf(w, "  coverage: %d of %d runs had a membership change under a fault in force; %d changes, %d under a fault, %d no-ops; %d runs without a change\n",
 			c.SeedsChangeUnderFault, c.Runs, c.Changes, c.ChangesUnderFault, c.NoOpChanges, c.SeedsNoChange)
+		if c.Violations > 0 {
+			fmt.Fprintf(w, "  violated by: %d not linearizable only (porcupine illegal), %d invariant violations only, %d both\n",
+				c.IllegalOnly, c.InvariantsOnly, c.IllegalAndInvariants)
+		}
 		if c.Errors > 0 {
 			fmt.Fprintf(w, "  %d runs failed to run (see runs.jsonl)\n", c.Errors)
 		}

@@ -94,6 +94,9 @@ type NodeView struct {
 	Joint string
 	// Voters and Learners of the node's latest configuration.
 	Voters, Learners []string
+	// OutgoingVoters are the outgoing half of a joint configuration (the
+	// voters before the change), nil when it is not joint.
+	OutgoingVoters []string
 }
 
 // View is a snapshot of the cluster.

@@ -352,8 +352,10 @@ type Random struct {
 	// independent of the faults; 0: none.
 	ChangeEvery Duration `yaml:"changeEvery"`
 	// On: membership states that trigger a fault (one of Kinds) as the
-	// leader enters them: entering, joint, leaving, learner (a learner
-	// not caught up).
+	// leader enters them, once per membership change and state: entering
+	// (EnterJoint or the one-step change starts), joint (C_old,new seen
+	// committed), leaving (LeaveJoint starts), learner (fires when
+	// AddLearner starts: the new learner has the log to catch up).
 	On []string `yaml:"on"`
 }
 

@@ -29,6 +29,7 @@ type nodeModel struct {
 	role, leader, joint string
 	term                uint64
 	voters, learners    []string
+	outgoing            []string
 }
 
 // eventView is the cluster as the events had it just after one of them.
@@ -135,7 +136,7 @@ func (c *Cluster) onEventLocked(id string, gen int, e kvserver.EventJSON) {
 	case kvserver.EventState:
 		m := &nodeModel{role: e.Role, leader: e.Leader, joint: e.JointState, term: e.Term}
 		if e.Config != nil {
-			m.voters, m.learners = e.Config.Voters, e.Config.Learners
+			m.voters, m.learners, m.outgoing = e.Config.Voters, e.Config.Learners, e.Config.OutgoingVoters
 		}
 		c.models[id] = m
 		c.pushViewLocked(at)
@@ -182,7 +183,7 @@ func (c *Cluster) modelViewLocked() backend.View {
 			}
 			p := c.polled[id]
 			v.Applied, v.Commit = p[0], p[1]
-			v.Voters, v.Learners = m.voters, m.learners
+			v.Voters, v.Learners, v.OutgoingVoters = m.voters, m.learners, m.outgoing
 			if v.Leader && v.Term >= term {
 				out.Leader, term = id, v.Term
 			}
@@ -274,7 +275,7 @@ func cloneView(v backend.View) backend.View {
 	v.Nodes = append([]backend.NodeView(nil), v.Nodes...)
 	for i := range v.Nodes {
 		n := &v.Nodes[i]
-		n.Voters, n.Learners = slices.Clone(n.Voters), slices.Clone(n.Learners)
+		n.Voters, n.Learners, n.OutgoingVoters = slices.Clone(n.Voters), slices.Clone(n.Learners), slices.Clone(n.OutgoingVoters)
 	}
 	return v
 }

@@ -199,7 +199,7 @@ func (c *Cluster) Observe(ctx context.Context) backend.View {
 			if v.Joint == "committed" {
 				v.Joint = "joint"
 			}
-			v.Voters, v.Learners = st.Config.Voters, st.Config.Learners
+			v.Voters, v.Learners, v.OutgoingVoters = st.Config.Voters, st.Config.Learners, st.Config.OutgoingVoters
 			c.mu.Lock()
 			if c.subGen[id] == gen {
 				c.polled[id] = [2]uint64{st.Applied, st.Commit}

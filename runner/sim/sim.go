@@ -688,6 +688,7 @@ func (c *Cluster) Observe(context.Context) backend.View {
 			nv.Joint = jointName(st.JointState)
 			nv.Voters = slices.Clone(st.Config.Voters)
 			nv.Learners = slices.Clone(st.Config.Learners)
+			nv.OutgoingVoters = slices.Clone(st.Config.OutgoingVoters)
 			if nv.Leader && !n.paused && st.Term >= term {
 				v.Leader, term = id, st.Term
 			}
