@@ -116,29 +116,10 @@ func runFigure8(seed uint64) error {
 	// Liveness once the faults stop.
 	c.Net.Heal()
 	c.Net.SetFaults(raftcore.LinkFaults{})
-	for _, id := range ids {
-		if !c.Node(id).Up() {
-			if err := c.Restart(id); err != nil {
-				return err
-			}
-		}
+	if err := restartAll(c, ids); err != nil {
+		return err
 	}
-	var target uint64
-	err = c.TickUntil(400, func() bool {
-		lead := c.Leader()
-		if lead == "" {
-			return false
-		}
-		rn := mustRN(c, lead)
-		if target == 0 || rn.BasicStatus().LastIndex < target {
-			if rn.Propose([]byte("final=1")) == nil {
-				target = rn.BasicStatus().LastIndex
-			}
-			return false
-		}
-		return rn.BasicStatus().Commit >= target && c.Node(lead).Applied >= target
-	})
-	if err != nil {
+	if err := commitOneMore(c); err != nil {
 		return fmt.Errorf("no progress after healing: %v", err)
 	}
 	k.CheckLogMatching()

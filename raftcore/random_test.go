@@ -301,29 +301,10 @@ func runRandomized(seed uint64) error {
 		}
 	}
 	c.Net.Heal()
-	for _, id := range pool {
-		if !c.Node(id).Up() {
-			if err := c.Restart(id); err != nil {
-				return err
-			}
-		}
+	if err := restartAll(c, pool); err != nil {
+		return err
 	}
-	var target uint64
-	err = c.TickUntil(400, func() bool {
-		lead := c.Leader()
-		if lead == "" {
-			return false
-		}
-		rn := mustRN(c, lead)
-		if target == 0 || rn.BasicStatus().LastIndex < target {
-			if rn.Propose([]byte("final=1")) == nil {
-				target = rn.BasicStatus().LastIndex
-			}
-			return false
-		}
-		return rn.BasicStatus().Commit >= target && c.Node(lead).Applied >= target
-	})
-	if err != nil {
+	if err := commitOneMore(c); err != nil {
 		var states []string
 		for _, id := range pool {
 			states = append(states, mustRN(c, id).BasicStatus().String())
@@ -445,4 +426,36 @@ func isRefusal(err error) bool {
 		}
 	}
 	return false
+}
+
+// restartAll brings every crashed node of ids back.
+func restartAll(c *memcluster.Cluster, ids []string) error {
+	for _, id := range ids {
+		if !c.Node(id).Up() {
+			if err := c.Restart(id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// commitOneMore is liveness after the faults: within 400 ticks a leader
+// commits and applies a new entry of its own.
+func commitOneMore(c *memcluster.Cluster) error {
+	var target uint64
+	return c.TickUntil(400, func() bool {
+		lead := c.Leader()
+		if lead == "" {
+			return false
+		}
+		rn := mustRN(c, lead)
+		if target == 0 || rn.BasicStatus().LastIndex < target {
+			if rn.Propose([]byte("final=1")) == nil {
+				target = rn.BasicStatus().LastIndex
+			}
+			return false
+		}
+		return rn.BasicStatus().Commit >= target && c.Node(lead).Applied >= target
+	})
 }
