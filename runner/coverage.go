@@ -156,19 +156,14 @@ func (r *run) underFault(w interval, members []string, end time.Duration) (netwo
 	if w.to < 0 {
 		w.to = end
 	}
-	counts := func(iv interval) bool {
-		if w.to-w.from >= hb {
-			return overlap(iv, w, end) >= hb
-		}
-		// A window shorter than a heartbeat (a one-step change the
-		// driver finishes at once): the fault must span all of it,
-		// and outlast it.
-		to := iv.to
-		if to < 0 {
-			to = end + 1
-		}
-		return iv.from <= w.from && to > w.to
+	// A window shorter than a heartbeat (a one-step change the driver
+	// finishes at once) is judged over the heartbeat that follows its
+	// start, by the same rule: the fault must be in force for a whole
+	// heartbeat of it, so one that ends a millisecond in does not count.
+	if w.to-w.from < hb {
+		w.to = w.from + hb
 	}
+	counts := func(iv interval) bool { return overlap(iv, w, end) >= hb }
 	for _, id := range members {
 		for _, iv := range r.flog.nodes[id] {
 			if counts(iv) {

@@ -105,15 +105,15 @@ func TestStrictCoverageNegative(t *testing.T) {
 }
 
 // A one-step change (unsafe-no-joint) whose step is done in the instant
-// it starts, under a partition that began as it started: under a fault,
-// although the two overlap by less than a heartbeat, since the fault
-// spans the whole change and outlasts it; a cut that ends as the change
-// starts, or begins after it, does not count.
+// it starts is judged over the heartbeat after its start: a cut in force
+// for all of that heartbeat counts; one that ends a millisecond in, ends
+// as it starts, or begins after it, does not.
 func TestStrictCoverageShortChange(t *testing.T) {
 	for name, c := range map[string]struct {
 		from, to int
 		want     int
-	}{"spans it": {1000, 3000, 1}, "ends as it starts": {900, 1000, 0}, "starts after": {1001, 3000, 0}} {
+	}{"spans it": {1000, 3000, 1}, "exactly its heartbeat": {1000, 1050, 1}, "ends a millisecond in": {900, 1001, 0},
+		"ends as it starts": {900, 1000, 0}, "starts after": {1001, 3000, 0}} {
 		exp := &experiment.Experiment{}
 		exp.Cluster.HeartbeatMs = 50
 		r := &run{exp: exp, flog: newFaultLog()}

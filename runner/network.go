@@ -29,6 +29,15 @@ func newNetFaults() netFaults {
 	return netFaults{cuts: backend.Network{}, delay: backend.Network{}, loss: backend.Network{}, random: map[int]backend.Network{}}
 }
 
+// clone is a copy of nf that shares no map with it.
+func (nf netFaults) clone() netFaults {
+	c := netFaults{cuts: maps.Clone(nf.cuts), delay: maps.Clone(nf.delay), loss: maps.Clone(nf.loss), random: map[int]backend.Network{}}
+	for id, n := range nf.random {
+		c.random[id] = maps.Clone(n)
+	}
+	return c
+}
+
 // compose is every contribution in force together (LinkFault.Compose),
 // the random ones in the order they were applied, so the result does not
 // depend on map order.
@@ -55,15 +64,28 @@ func (nf netFaults) compose() backend.Network {
 // concurrent goroutines reach the backend in the order they were
 // composed; mu only around the edit (the backend never calls back into
 // the engine from SetNetwork, and mu is never held across a call into it).
+//
+// A change the backend refuses is rolled back whole: the faults in force
+// stay what the backend has, and the fault log (coverage) records only
+// what took effect, stamped when it did.
 func (r *run) changeNetwork(edit func(nf *netFaults)) error {
 	r.netMu.Lock()
 	defer r.netMu.Unlock()
 	r.mu.Lock()
+	before := r.net.clone()
 	edit(&r.net)
 	n := r.net.compose()
+	r.mu.Unlock()
+	if err := r.c.SetNetwork(n); err != nil {
+		r.mu.Lock()
+		r.net = before
+		r.mu.Unlock()
+		return err
+	}
+	r.mu.Lock()
 	r.flog.network(n, r.c.Now())
 	r.mu.Unlock()
-	return r.c.SetNetwork(n)
+	return nil
 }
 
 // addRandomNetwork adds a random fault's links; removeRandomNetwork takes
