@@ -324,7 +324,10 @@ func TestTriggersOncePerChangeAndDeadVoterFirst(t *testing.T) {
 				triggered[s.Trigger]++
 			}
 			if s.Kind == "killForever" {
-				dead = strings.Fields(s.Label)[1]
+				// "kill kv-3 for good", or "on joint: kill kv-3 ..."
+				// when a membership state triggered it.
+				label := strings.TrimPrefix(s.Label, "on "+s.Trigger+": ")
+				dead = strings.Fields(label)[1]
 			}
 			if s.Kind == "change" && dead != "" {
 				_, voters, _ := strings.Cut(s.Label, ": voters ")
