@@ -40,9 +40,8 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			raftKVBin = filepath.Join(dir, "raft-kv")
-			out, err := exec.Command("go", "build", "-o", raftKVBin, "github.com/raftlab/raftlab/cmd/raft-kv").CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "building raft-kv: %v\n%s", err, out)
+			if err := localcluster.BuildRaftKV(context.Background(), raftKVBin); err != nil {
+				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
 		}

@@ -18,27 +18,11 @@ func TestMain(m *testing.M) { clitest.Main(m, main) }
 func flagSet() *flag.FlagSet { fs, _ := newFlagSet(); return fs }
 
 func TestHelpExitsZeroAndListsFlags(t *testing.T) {
-	for _, arg := range []string{"--help", "-h", "-help"} {
-		stdout, stderr, code := clitest.Run(t, arg)
-		if code != 0 || stderr != "" {
-			t.Errorf("mutants %s: exit %d, stderr %q; want 0 and none", arg, code, stderr)
-		}
-		for _, s := range []string{description, "Usage:\n  mutants ", "Flags:\n"} {
-			if !strings.Contains(stdout, s) {
-				t.Errorf("mutants %s: output lacks %q:\n%s", arg, s, stdout)
-			}
-		}
-		clitest.CheckFlagsListed(t, "mutants "+arg, stdout, flagSet(), "-", func(f *flag.Flag) string { return f.DefValue })
-	}
+	clitest.CheckHelp(t, "mutants", description, flagSet, "-", func(f *flag.Flag) string { return f.DefValue })
 }
 
 func TestBadFlagExitsTwoWithOneLine(t *testing.T) {
-	for _, args := range [][]string{{"--no-such-flag"}, {"stray"}, {"-raft-seeds", "0"}} {
-		stdout, stderr, code := clitest.Run(t, args...)
-		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, "mutants: ") {
-			t.Errorf("mutants %v: exit %d, stdout %q, stderr %q; want 2 and one line on stderr", args, code, stdout, stderr)
-		}
-	}
+	clitest.CheckBadArgs(t, "mutants", []string{"--no-such-flag"}, []string{"stray"}, []string{"-raft-seeds", "0"})
 }
 
 // The committed catalog loads, and every snippet matches the tree exactly

@@ -11,16 +11,11 @@ import (
 
 func TestMain(m *testing.M) { clitest.Main(m, main) }
 
-func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	return clitest.Run(t, args...)
-}
-
 func TestHelpExitsZeroAndListsFlags(t *testing.T) {
 	var want strings.Builder
 	kvserver.Usage(&want)
 	for _, arg := range []string{"--help", "-h", "-help"} {
-		stdout, stderr, code := runBinary(t, arg)
+		stdout, stderr, code := clitest.Run(t, arg)
 		if code != 0 {
 			t.Errorf("raft-kv %s: exit %d, want 0; stderr %q", arg, code, stderr)
 		}
@@ -39,7 +34,7 @@ func TestHelpExitsZeroAndListsFlags(t *testing.T) {
 		}
 	}
 	// Every flag of the flag set, with its default and environment variable.
-	stdout, _, _ := runBinary(t, "--help")
+	stdout, _, _ := clitest.Run(t, "--help")
 	_, list, _ := strings.Cut(stdout, "\nFlags:\n")
 	for _, name := range flagNames(t) {
 		if !strings.Contains(list, "  --"+name+" ") && !strings.Contains(list, "  --"+name+"\n") {
@@ -75,7 +70,7 @@ func envOf(name string) string {
 
 func TestBadFlagExitsTwoWithOneLine(t *testing.T) {
 	for _, args := range [][]string{{"--no-such-flag"}, {"--heartbeat-ms", "x"}, {"stray"}} {
-		stdout, stderr, code := runBinary(t, args...)
+		stdout, stderr, code := clitest.Run(t, args...)
 		if code != 2 {
 			t.Errorf("raft-kv %v: exit %d, want 2", args, code)
 		}

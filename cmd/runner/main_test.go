@@ -9,11 +9,6 @@ import (
 
 func TestMain(m *testing.M) { clitest.Main(m, main) }
 
-func runBinary(t *testing.T, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	return clitest.Run(t, args...)
-}
-
 // TestHelpExitsZero: the binary's --help and -h, and its subcommands',
 // exit 0 and describe the command (runner/cli tests every flag and default).
 func TestHelpExitsZero(t *testing.T) {
@@ -29,7 +24,7 @@ func TestHelpExitsZero(t *testing.T) {
 		{[]string{"validate", "-h"}, []string{"validate parses each file", "--set stringArray"}},
 		{[]string{"help", "apply"}, []string{"apply plays one experiment file"}},
 	} {
-		stdout, stderr, code := runBinary(t, tc.args...)
+		stdout, stderr, code := clitest.Run(t, tc.args...)
 		if code != 0 {
 			t.Errorf("runner %v: exit %d, want 0; stderr %q", tc.args, code, stderr)
 		}
@@ -39,7 +34,7 @@ func TestHelpExitsZero(t *testing.T) {
 			}
 		}
 	}
-	if _, stderr, code := runBinary(t, "--no-such-flag"); code != 2 || strings.Count(stderr, "\n") != 1 {
+	if _, stderr, code := clitest.Run(t, "--no-such-flag"); code != 2 || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("runner --no-such-flag: exit %d, stderr %q; want 2 and one line", code, stderr)
 	}
 }

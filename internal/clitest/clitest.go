@@ -67,3 +67,34 @@ func CheckFlagsListed(t *testing.T, cmd, help string, fs *flag.FlagSet, dash str
 		t.Errorf("%s: %d defaults shown, %d flags", cmd, shown, n)
 	}
 }
+
+// CheckHelp fails t unless --help, -h and -help each exit 0 with nothing on
+// stderr and print the description, a "Usage:" line for the command, a
+// "Flags:" list and every flag of fs with its default (CheckFlagsListed).
+func CheckHelp(t *testing.T, cmd, description string, fs func() *flag.FlagSet, dash string, defaultOf func(*flag.Flag) string) {
+	t.Helper()
+	for _, arg := range []string{"--help", "-h", "-help"} {
+		stdout, stderr, code := Run(t, arg)
+		if code != 0 || stderr != "" {
+			t.Errorf("%s %s: exit %d, stderr %q; want 0 and none", cmd, arg, code, stderr)
+		}
+		for _, s := range []string{description, "Usage:\n  " + cmd + " ", "Flags:\n"} {
+			if !strings.Contains(stdout, s) {
+				t.Errorf("%s %s: output lacks %q:\n%s", cmd, arg, s, stdout)
+			}
+		}
+		CheckFlagsListed(t, cmd+" "+arg, stdout, fs(), dash, defaultOf)
+	}
+}
+
+// CheckBadArgs fails t unless each argument list exits 2 with nothing on
+// stdout and one line on stderr that begins with "cmd: ".
+func CheckBadArgs(t *testing.T, cmd string, argLists ...[]string) {
+	t.Helper()
+	for _, args := range argLists {
+		stdout, stderr, code := Run(t, args...)
+		if code != 2 || stdout != "" || strings.Count(stderr, "\n") != 1 || !strings.HasPrefix(stderr, cmd+": ") {
+			t.Errorf("%s %v: exit %d, stdout %q, stderr %q; want 2 and one line on stderr", cmd, args, code, stdout, stderr)
+		}
+	}
+}

@@ -454,3 +454,14 @@ func WaitFor(ctx context.Context, what string, cond func() (bool, error)) error 
 		}
 	}
 }
+
+// BuildRaftKV builds raft-kv (./cmd/raft-kv of this module, from the
+// checkout the go command runs in) to the path bin; the error carries the
+// compiler's output.
+func BuildRaftKV(ctx context.Context, bin string) error {
+	out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/raftlab/raftlab/cmd/raft-kv").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("building raft-kv: %v\n%s", err, out)
+	}
+	return nil
+}

@@ -5,11 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/raftlab/raftlab/kvserver/localcluster"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 )
 
@@ -139,8 +139,8 @@ func TestLocalBugs(t *testing.T) {
 		t.Skip("real processes: runs without -short")
 	}
 	bin := filepath.Join(t.TempDir(), "raft-kv")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/raftlab/raftlab/cmd/raft-kv").CombinedOutput(); err != nil {
-		t.Fatalf("build raft-kv: %v\n%s", err, out)
+	if err := localcluster.BuildRaftKV(context.Background(), bin); err != nil {
+		t.Fatal(err)
 	}
 	for _, c := range []struct {
 		file, mode, verdict string

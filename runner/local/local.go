@@ -30,7 +30,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -69,9 +68,8 @@ func (b Backend) Start(ctx context.Context, exp *experiment.Experiment, seed uin
 	bin := b.Bin
 	if bin == "" {
 		bin = filepath.Join(dir, "raft-kv")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/raftlab/raftlab/cmd/raft-kv")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("local: building raft-kv (run from the raftlab checkout, or pass --bin): %v\n%s", err, out)
+		if err := localcluster.BuildRaftKV(ctx, bin); err != nil {
+			return nil, fmt.Errorf("local: %w (run from the raftlab checkout, or pass --bin)", err)
 		}
 	}
 	var args []string

@@ -9,7 +9,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/raftlab/raftlab/kvserver"
+	"github.com/raftlab/raftlab/kvserver/localcluster"
 	"github.com/raftlab/raftlab/runner"
 	"github.com/raftlab/raftlab/runner/backend"
 	"github.com/raftlab/raftlab/runner/experiment"
@@ -35,9 +35,8 @@ func TestMain(m *testing.M) {
 			}
 			defer os.RemoveAll(dir)
 			raftKVBin = filepath.Join(dir, "raft-kv")
-			out, err := exec.Command("go", "build", "-o", raftKVBin, "github.com/raftlab/raftlab/cmd/raft-kv").CombinedOutput()
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "building raft-kv: %v\n%s", err, out)
+			if err := localcluster.BuildRaftKV(context.Background(), raftKVBin); err != nil {
+				fmt.Fprintln(os.Stderr, err)
 				return 1
 			}
 		}
