@@ -76,6 +76,17 @@ type StatusJSON struct {
 	Peers                map[string]string           `json:"peers"`
 	Faults               map[string]map[string]Fault `json:"faults,omitempty"`
 	Mode                 string                      `json:"mode"`
+	// LeaderHistory is the leaders this node saw take over since it
+	// started, newest last (at most 64).
+	LeaderHistory []LeaderChangeJSON `json:"leader_history,omitempty"`
+}
+
+// LeaderChangeJSON is one leader taking over, as a member saw it: the term,
+// the leader and this member's wall clock when it learnt of it.
+type LeaderChangeJSON struct {
+	Term   uint64    `json:"term"`
+	Leader string    `json:"leader"`
+	At     time.Time `json:"at"`
 }
 
 // status reads the node's status in the loop.
@@ -91,6 +102,7 @@ func (s *Server) status() (StatusJSON, bool) {
 			CommittedConfig: configJSON(s.n.committedCfg), CommittedConfigIndex: s.n.committedIdx,
 			LeadTransferee: st.LeadTransferee, DurableIndex: s.n.st.DurableIndex(), SnapshotIndex: s.n.lastSnapIdx,
 			Peers: s.n.tr.addrBook(), Faults: s.n.tr.faultList(), Mode: string(s.cfg.Mode),
+			LeaderHistory: slices.Clone(s.n.leaderHistory),
 		}
 		if st.Progress != nil {
 			out.Progress = map[string]ProgressJSON{}

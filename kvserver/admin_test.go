@@ -5,6 +5,7 @@ package kvserver
 // its Bearer scheme, and wait_ms is bounded.
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -294,5 +295,45 @@ func TestAdminWaitMsBounded(t *testing.T) {
 	}
 	if code, out, _ := do(t, "POST", a+"/admin/transfer-leader", fmt.Sprintf(`{"to":%q,"wait_ms":%d}`, lead, MaxWaitMs), nil); code != 200 {
 		t.Fatalf("transfer-leader with wait_ms %d: %d %v", MaxWaitMs, code, out)
+	}
+}
+
+// Every member records the leaders it saw take over, one entry per term, and
+// reports them in /admin/status: a leadership transfer adds the new term's
+// leader to every member's record.
+func TestAdminStatusReportsLeaderHistory(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	lead := tc.leader()
+	to := followersOf(tc, lead)[0]
+	if code, out, _ := do(t, "POST", tc.adminURL(lead)+"/admin/transfer-leader", `{"to":"`+to+`"}`, nil); code != 200 {
+		t.Fatalf("transfer-leader to %s: %d %v", to, code, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for id := range tc.servers {
+		for {
+			var st StatusJSON
+			resp, err := http.Get(tc.adminURL(id) + "/admin/status")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = json.NewDecoder(resp.Body).Decode(&st)
+			_ = resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := st.LeaderHistory
+			if n := len(h); n >= 1 && h[n-1].Leader == to && h[n-1].Term == st.Term && !h[n-1].At.IsZero() {
+				for i := 1; i < n; i++ {
+					if h[i].Term <= h[i-1].Term {
+						t.Fatalf("%s: leader history %v: terms not increasing", id, h)
+					}
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: leader history %v (term %d), want %s's term last", id, h, st.Term, to)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 }

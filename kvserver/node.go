@@ -215,6 +215,12 @@ type node struct {
 	lastSnapIdx  uint64
 	lastSnapAt   time.Time
 	lead         string
+	// leaderHistory is this node's record of the leaders it saw take over
+	// (term, leader, when), newest last, at most leaderHistoryLen: the
+	// operator judges leadership flapping from the members' own record,
+	// not from what it happened to observe (a restarted operator would
+	// forget).
+	leaderHistory []LeaderChangeJSON
 
 	// events is GET /admin/events; lastEv the state last reported there
 	// and prevUnknown whether committedIdx came from a snapshot (whose
@@ -543,6 +549,9 @@ func (n *node) handleReady() error {
 			lead := n.lead
 			n.stats.lead.Store(&lead)
 			n.stats.leaderChanges.Add(1)
+			if lead != "" {
+				n.noteLeader(lead, n.rn.BasicStatus().Term)
+			}
 			n.stats.isLeader.Store(rd.SoftState.State == raftcore.StateLeader)
 		} else if rd.SoftState != nil {
 			n.stats.isLeader.Store(rd.SoftState.State == raftcore.StateLeader)
@@ -563,6 +572,21 @@ func (n *node) handleReady() error {
 	n.stats.applied.Store(n.sm.Applied())
 	n.stats.lastIndex.Store(bs.LastIndex)
 	return n.maybeSnapshot(bs.Applied)
+}
+
+// leaderHistoryLen bounds a node's leader history: enough for any flap
+// window at election timeouts of a second.
+const leaderHistoryLen = 64
+
+// noteLeader records that lead leads term, once per term.
+func (n *node) noteLeader(lead string, term uint64) {
+	if k := len(n.leaderHistory); k > 0 && n.leaderHistory[k-1].Term == term {
+		return
+	}
+	if len(n.leaderHistory) == leaderHistoryLen {
+		n.leaderHistory = append(n.leaderHistory[:0], n.leaderHistory[1:]...)
+	}
+	n.leaderHistory = append(n.leaderHistory, LeaderChangeJSON{Term: term, Leader: lead, At: time.Now().UTC()})
 }
 
 // mayChangeState reports whether the Ready rd, now advanced, may have

@@ -81,8 +81,12 @@ func (d *Driver) Step(ctx context.Context) Decision {
 	for len(d.leaderChanges) > 0 && now.Sub(d.leaderChanges[0]) > d.Policy.FlapWindow {
 		d.leaderChanges = d.leaderChanges[1:]
 	}
+	changes := d.leaderChanges
+	if obs.LeaderChanges != nil {
+		changes = obs.LeaderChanges
+	}
 	in := Input{Obs: obs, Desired: d.Desired, Mode: d.Mode, Policy: d.Policy, Now: now,
-		LastChangeEnded: d.LastChangeEnded, LeaderChanges: d.leaderChanges,
+		LastChangeEnded: d.LastChangeEnded, LeaderChanges: changes,
 		CaughtUpSince: d.tracker.Observe(obs, d.Policy), SeenConfigIndex: d.seen}
 	dec := Decide(in)
 	if ci := obs.CommittedConfigIndex(); obs.Leader != "" && ci > d.seen {

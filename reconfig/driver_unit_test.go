@@ -83,3 +83,31 @@ func TestDriverRun(t *testing.T) {
 		t.Fatalf("Run with an ended context: %v, want context.Canceled", err)
 	}
 }
+
+// Leadership flapping is judged from the cluster's own record: six leader
+// changes in 1.8 s just before a scale-out make a driver that has just
+// started (it saw none of them) wait, with LeaderStable, until the window
+// has passed them.
+func TestDriverJudgesFlappingFromTheClusterRecord(t *testing.T) {
+	clock := &fixedClock{t: t0}
+	obs := threeVoters(clock)
+	for i := range 6 {
+		obs.LeaderChanges = append(obs.LeaderChanges, clock.t.Add(-1800*time.Millisecond+time.Duration(i)*300*time.Millisecond))
+	}
+	admin := &stubAdmin{obs: obs}
+	p := testPolicy
+	d := &Driver{Admin: admin, Mode: Safe, Policy: p, Desired: []string{"kv-0", "kv-1", "kv-2", "kv-3"}, Clock: clock}
+	dec := d.Step(context.Background())
+	if dec.Kind != Wait || dec.Invariant != LeaderStable || admin.calls != 0 {
+		t.Fatalf("after 6 leader changes in 1.8 s: %v with %d admin calls, want a LeaderStable wait and no call", dec, admin.calls)
+	}
+	if want := obs.LeaderChanges[0].Add(p.FlapWindow); !dec.Until.Equal(want) {
+		t.Fatalf("wait until %v, want %v (the oldest change leaves the window)", dec.Until, want)
+	}
+	// Without the record, the same fresh driver would have acted.
+	admin.obs.LeaderChanges = nil
+	d2 := &Driver{Admin: admin, Mode: Safe, Policy: p, Desired: []string{"kv-0", "kv-1", "kv-2", "kv-3"}, Clock: clock}
+	if dec := d2.Step(context.Background()); dec.Kind != Act {
+		t.Fatalf("without a record: %v, want the AddLearner it could not know to hold back", dec)
+	}
+}

@@ -101,6 +101,13 @@ type Observation struct {
 	Joint           raftcore.JointState
 	// Members holds every voter and learner of Config (and may hold more).
 	Members map[string]MemberObs
+	// LeaderChanges, when the cluster keeps a record of its own, are the
+	// times a new leader took over, oldest first (the first leader the
+	// record knows of is not a change). Nil: the cluster keeps none, and
+	// the driver counts the changes it observed itself. The cluster's own
+	// record is better evidence: it holds changes between two
+	// observations, and survives a restart of whoever drives.
+	LeaderChanges []time.Time
 }
 
 // CommittedConfigIndex is the index of the newest committed configuration.

@@ -135,11 +135,13 @@ func (a *Admin) Observe(ctx context.Context) (reconfig.Observation, error) {
 	wg.Wait()
 	var best *kvserver.StatusJSON
 	answered := 0
+	var histories [][]kvserver.LeaderChangeJSON
 	for i := range answers {
 		if answers[i].err != nil {
 			continue
 		}
 		answered++
+		histories = append(histories, answers[i].st.LeaderHistory)
 		if st := &answers[i].st; st.State == "leader" && (best == nil || st.Term > best.Term) {
 			best = st
 		}
@@ -156,6 +158,7 @@ func (a *Admin) Observe(ctx context.Context) (reconfig.Observation, error) {
 	obs.Config, obs.ConfigIndex, obs.Committed = best.Config.Config(), best.ConfigIndex, best.ConfigCommitted
 	obs.CommittedConfig, obs.CommittedIndex = best.CommittedConfig.Config(), best.CommittedConfigIndex
 	obs.Joint = jointStates[best.JointState]
+	obs.LeaderChanges = LeaderChanges(histories)
 	obs.Members = map[string]reconfig.MemberObs{}
 	for id, p := range best.Progress {
 		obs.Members[id] = reconfig.MemberObs{Match: p.Match, Durable: p.Durable, Reachable: p.RecentActive}
@@ -227,5 +230,37 @@ func (a *Admin) addrsOf(voters []string) map[string]string {
 			out[id] = addr
 		}
 	}
+	return out
+}
+
+// LeaderChanges merges the members' leader histories into the cluster's
+// record of leader changes: one per term, at the earliest time a member saw
+// that term's leader, oldest first. The lowest term known is the baseline
+// leader, not a change. Each member's record starts when it started, so the
+// union over the members that answered is what the cluster remembers; it
+// is never nil (raft-kv keeps a record), so reconfig uses it instead of
+// counting only what its caller observed.
+func LeaderChanges(histories [][]kvserver.LeaderChangeJSON) []time.Time {
+	first := map[uint64]time.Time{}
+	for _, h := range histories {
+		for _, c := range h {
+			if t, ok := first[c.Term]; !ok || c.At.Before(t) {
+				first[c.Term] = c.At
+			}
+		}
+	}
+	terms := make([]uint64, 0, len(first))
+	for t := range first {
+		terms = append(terms, t)
+	}
+	slices.Sort(terms)
+	out := []time.Time{}
+	for i, term := range terms {
+		if i == 0 {
+			continue
+		}
+		out = append(out, first[term])
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
 	return out
 }

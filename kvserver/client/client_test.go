@@ -6,10 +6,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/raftlab/raftlab/kvserver"
 )
 
 // fakeNode answers with scripted responses and records what it was sent.
@@ -274,5 +277,28 @@ func TestValueEncoding(t *testing.T) {
 		if _, found, err := c.Get(ctx, "k"); found || OutcomeOf(err) != Failed || !strings.Contains(err.Error(), "bad_response") {
 			t.Fatalf("a malformed read response: %v %v, want bad_response", found, err)
 		}
+	}
+}
+
+// The members' leader histories merge into one change per term, at the
+// earliest time any member saw it; the lowest term is the baseline leader,
+// not a change, and a member that restarted (its record starts late) loses
+// nothing the others remember.
+func TestLeaderChangesMergesTheMembersRecords(t *testing.T) {
+	at := func(ms int) time.Time {
+		return time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC).Add(time.Duration(ms) * time.Millisecond)
+	}
+	got := LeaderChanges([][]kvserver.LeaderChangeJSON{
+		{{Term: 2, Leader: "kv-0", At: at(0)}, {Term: 3, Leader: "kv-1", At: at(310)}, {Term: 5, Leader: "kv-2", At: at(900)}},
+		{{Term: 3, Leader: "kv-1", At: at(300)}, {Term: 4, Leader: "kv-0", At: at(600)}},
+		{{Term: 5, Leader: "kv-2", At: at(905)}}, // restarted: knows only the last
+		nil,
+	})
+	want := []time.Time{at(300), at(600), at(900)}
+	if !slices.EqualFunc(got, want, time.Time.Equal) {
+		t.Fatalf("LeaderChanges = %v, want %v", got, want)
+	}
+	if got := LeaderChanges(nil); got == nil || len(got) != 0 {
+		t.Fatalf("no history: %v, want an empty, non-nil record (raft-kv keeps one)", got)
 	}
 }
