@@ -188,7 +188,7 @@ type flagValues struct {
 	snapInterval, reqTimeout                            time.Duration
 	snapEntries, snapKeep                               uint64
 	maxKey, maxValue, maxBody                           int
-	join                                                bool
+	join, joinUnlessPeer                                bool
 	peerToken                                           string
 	maxSnap                                             int64
 	peerStall                                           time.Duration
@@ -202,6 +202,8 @@ func newFlagSet() (*flag.FlagSet, *flagValues) {
 	fs.StringVar(&v.id, "id", "", "this node's `id`, e.g. kv-0")
 	fs.StringVar(&v.peers, "peers", "", "members as `id=host:port,...` (the founding voters unless --join)")
 	fs.BoolVar(&v.join, "join", false, "start empty and wait to be added as a learner")
+	fs.BoolVar(&v.joinUnlessPeer, "join-unless-peer", false, "found the cluster with --peers when --id is one of them, else --join "+
+		"(for a StatefulSet, whose pods share one template: the founders are in --peers, later members join)")
 	fs.StringVar(&v.dataDir, "data-dir", "", "data `directory` (WAL, snapshots); created if missing")
 	fs.StringVar(&v.clientAddr, "client-addr", "127.0.0.1:8080", "client plane listen `address`")
 	fs.StringVar(&v.peerAddr, "peer-addr", "", "peer (Raft) plane listen `address`")
@@ -282,6 +284,9 @@ func ParseFlags(args []string, getenv func(string) string) (Config, error) {
 		MaxKeyBytes: v.maxKey, MaxValueBytes: v.maxValue, MaxBodyBytes: v.maxBody,
 		RequestTimeout: v.reqTimeout,
 		PeerToken:      v.peerToken, MaxSnapshotBytes: v.maxSnap, PeerStallTimeout: v.peerStall,
+	}
+	if _, founder := pm[c.ID]; v.joinUnlessPeer && !founder {
+		c.Join = true
 	}
 	return c, c.Validate()
 }

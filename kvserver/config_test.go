@@ -91,3 +91,27 @@ func TestParseFlagsHelp(t *testing.T) {
 		t.Errorf("bad flag: %v, want a one-line usage error", err)
 	}
 }
+
+// --join-unless-peer: a StatefulSet's pods share one template; the founders
+// (in --peers) found the cluster, any other pod joins.
+func TestJoinUnlessPeer(t *testing.T) {
+	env := map[string]string{
+		"RAFT_KV_PEERS": "demo-0=demo-0.p:7000,demo-1=demo-1.p:7000,demo-2=demo-2.p:7000", "RAFT_KV_DATA_DIR": "/data",
+		"RAFT_KV_PEER_ADDR": ":7000", "RAFT_KV_JOIN_UNLESS_PEER": "true",
+	}
+	for id, join := range map[string]bool{"demo-0": false, "demo-2": false, "demo-3": true, "demo-10": true} {
+		env["POD_NAME"] = id
+		c, err := ParseFlags(nil, func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatalf("%s: %v", id, err)
+		}
+		if c.Join != join || c.ID != id {
+			t.Errorf("%s: Join=%v ID=%s, want Join=%v", id, c.Join, c.ID, join)
+		}
+	}
+	delete(env, "RAFT_KV_JOIN_UNLESS_PEER")
+	env["POD_NAME"] = "demo-3"
+	if _, err := ParseFlags(nil, func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "not in --peers") {
+		t.Fatalf("demo-3 without --join-unless-peer: %v, want refused as not in --peers", err)
+	}
+}
