@@ -300,12 +300,28 @@ func (p *pass) run(ctx context.Context) (ctrl.Result, error) {
 	}
 	rc.Status.CurrentStep, rc.Status.StepReason = step.String(), dec.Why
 	rc.Status.Waived = invariantNames(dec.Waived)
+	p.progressing(dec, string(step.Op))
+	// The status shows the observation and the step in progress before the
+	// step is carried out (a watcher sees every joint state the operator
+	// saw, and a crash during the step leaves a status that names it).
 	p.changed = true
+	if err := p.writeStatus(ctx); err != nil {
+		return ctrl.Result{}, err
+	}
+	p.orig = rc.Status.DeepCopy()
 	err = reconfig.Do(ctx, admin, step)
 	now := p.r.clock().Now()
 	switch {
 	case err == nil:
 		rc.Status.Failures = 0
+		// What the step made of the configuration, until the next pass
+		// observes it: the joint entry (or the leave entry) is appended.
+		switch step.Op {
+		case reconfig.OpEnterJoint:
+			rc.Status.JointState = "entering"
+		case reconfig.OpLeaveJoint:
+			rc.Status.JointState = "leaving"
+		}
 		if step.EndsChange {
 			rc.Status.LastReconfigAt = &metav1.Time{Time: now}
 		}

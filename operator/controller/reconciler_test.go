@@ -80,16 +80,20 @@ func TestCreatesTheClusterAndReachesReady(t *testing.T) {
 // entry's commit, LeaveJoint; one event per step, and the PDB follows the
 // quorum.
 func TestScaleOutGoesThroughLearnersAndJointConsensus(t *testing.T) {
-	h := newHarness(t, testCluster(3, v1.Safe), nil)
+	// Every status write, as a watcher would see it.
+	var joints []string
+	funcs := &interceptor.Funcs{SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+		if rc, ok := obj.(*v1.RaftCluster); ok && sub == "status" {
+			if js := rc.Status.JointState; js != "" && (len(joints) == 0 || joints[len(joints)-1] != js) {
+				joints = append(joints, js)
+			}
+		}
+		return c.SubResource(sub).Update(ctx, obj, opts...)
+	}}
+	h := newHarness(t, testCluster(3, v1.Safe), funcs)
 	h.runUntil(50, ready(3), nil)
 	h.update(func(rc *v1.RaftCluster) { rc.Spec.Replicas = 5 })
-	var joints []string
-	rc := h.runUntil(400, ready(5), func() {
-		h.podsCover()
-		if js := h.get().Status.JointState; len(joints) == 0 || joints[len(joints)-1] != js {
-			joints = append(joints, js)
-		}
-	})
+	rc := h.runUntil(400, ready(5), h.podsCover)
 	if got, want := h.stepEvents(), []string{"AddLearner", "AddLearner", "EnterJoint", "LeaveJoint"}; !slices.Equal(got, want) {
 		t.Fatalf("steps %v, want %v; events:\n%s", got, want, strings.Join(h.events, "\n"))
 	}
@@ -99,8 +103,8 @@ func TestScaleOutGoesThroughLearnersAndJointConsensus(t *testing.T) {
 	if h.stsReplicas() != 5 || rc.Status.LastReconfigAt == nil {
 		t.Fatalf("sts %d, lastReconfigAt %v", h.stsReplicas(), rc.Status.LastReconfigAt)
 	}
-	if !slices.Contains(joints, "committed") || joints[len(joints)-1] != "none" {
-		t.Errorf("joint states seen %v, want committed on the way and none at the end", joints)
+	if want := []string{"none", "entering", "committed", "leaving", "none"}; !slices.Equal(joints, want) {
+		t.Errorf("joint states seen %v, want %v", joints, want)
 	}
 	var pdb policyv1.PodDisruptionBudget
 	if err := h.c.Get(h.ctx, h.key, &pdb); err != nil || pdb.Spec.MinAvailable.IntValue() != 3 {
