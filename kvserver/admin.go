@@ -446,6 +446,7 @@ func (s *Server) adminHandler() http.Handler {
 	mux.HandleFunc("POST /admin/remove-member", auth(s.membership("remove-member")))
 	mux.HandleFunc("POST /admin/change-voters", auth(s.membership("change-voters")))
 	mux.HandleFunc("POST /admin/transfer-leader", auth(s.adminTransfer))
+	mux.HandleFunc("POST /admin/hand-off", auth(s.adminHandOff))
 	mux.HandleFunc("POST /admin/snapshot", auth(s.adminSnapshot))
 	mux.HandleFunc("GET /admin/faults", auth(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.n.tr.faultList())
@@ -793,6 +794,29 @@ func (s *Server) adminCommitNew(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// HandOffJSON answers POST /admin/hand-off.
+type HandOffJSON struct {
+	// To is the voter that leads now, empty when this node did not lead.
+	To string `json:"to"`
+}
+
+// adminHandOff hands leadership away if this node leads (to the reachable
+// voter with the highest match, as on SIGTERM) and answers once it no
+// longer leads: a pod's preStop hook calls it so that its leadership moves
+// while it still serves, before Kubernetes sends SIGTERM.
+func (s *Server) adminHandOff(w http.ResponseWriter, r *http.Request) {
+	if !s.n.stats.isLeader.Load() {
+		writeJSON(w, http.StatusOK, HandOffJSON{})
+		return
+	}
+	to, err := s.transferAway(r.Context())
+	if err != nil {
+		writeJSON(w, http.StatusConflict, AdminError{Error: "hand-off: " + err.Error(), Code: "refused"})
+		return
+	}
+	writeJSON(w, http.StatusOK, HandOffJSON{To: to})
 }
 
 func (s *Server) adminTransfer(w http.ResponseWriter, r *http.Request) {

@@ -337,3 +337,21 @@ func TestAdminStatusReportsLeaderHistory(t *testing.T) {
 		}
 	}
 }
+
+// POST /admin/hand-off moves leadership away from the leader and answers
+// once it no longer leads; on a follower it does nothing.
+func TestAdminHandOff(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	lead := tc.leader()
+	f := followersOf(tc, lead)[0]
+	if code, out, _ := do(t, "POST", tc.adminURL(f)+"/admin/hand-off", "", nil); code != 200 || out["to"] != "" {
+		t.Fatalf("hand-off on follower %s: %d %v, want 200 and no transfer", f, code, out)
+	}
+	code, out, _ := do(t, "POST", tc.adminURL(lead)+"/admin/hand-off", "", nil)
+	if code != 200 || out["to"] == "" || out["to"] == lead {
+		t.Fatalf("hand-off on leader %s: %d %v", lead, code, out)
+	}
+	if tc.servers[lead].n.stats.isLeader.Load() {
+		t.Fatalf("%s still leads after its hand-off answered", lead)
+	}
+}

@@ -6,6 +6,9 @@
 // raft-kv --help (or -h) prints what it is, a usage line and every flag with
 // its default and environment variable, and exits 0.
 //
+// raft-kv hand-off (a pod's preStop hook) asks the node serving on
+// RAFT_KV_ADMIN_ADDR to hand its leadership away and waits until it has.
+//
 // Exit codes: 0 after SIGTERM or SIGINT (leadership transferred first when
 // this node leads) or after --help, 1 on a fatal runtime error (storage,
 // listeners), 2 on a configuration error (one line on stderr).
@@ -18,8 +21,12 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,7 +52,56 @@ func configure(args []string, getenv func(string) string, stdout, stderr io.Writ
 	}
 }
 
+// handOff is `raft-kv hand-off`, the preStop hook of a raft-kv pod: it asks
+// the node serving on RAFT_KV_ADMIN_ADDR (with RAFT_KV_ADMIN_TOKEN) to hand
+// its leadership away, and returns once it no longer leads, so that the
+// leadership moves while the pod still serves, before SIGTERM. Exit 0 when
+// the node no longer leads (or never did), 1 otherwise.
+func handOff(getenv func(string) string, stdout, stderr io.Writer) int {
+	addr := getenv("RAFT_KV_ADMIN_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:9090"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "raft-kv hand-off: RAFT_KV_ADMIN_ADDR=%q: %v\n", addr, err)
+		return 1
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1" // listening on every address: call it on loopback
+	}
+	// The server gives up on a transfer after 3 election timeouts.
+	timeout := 10 * time.Second
+	if ms, err := strconv.Atoi(getenv("RAFT_KV_ELECTION_TIMEOUT_MS")); err == nil && ms > 0 {
+		timeout = 3*time.Duration(ms)*time.Millisecond + 2*time.Second
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/admin/hand-off", nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "raft-kv hand-off: %v\n", err)
+		return 1
+	}
+	if tok := getenv("RAFT_KV_ADMIN_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	resp, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "raft-kv hand-off: %v\n", err)
+		return 1
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "raft-kv hand-off: HTTP %d: %s\n", resp.StatusCode, strings.TrimSpace(string(body)))
+		return 1
+	}
+	fmt.Fprintf(stdout, "raft-kv hand-off: %s\n", strings.TrimSpace(string(body)))
+	return 0
+}
+
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "hand-off" {
+		os.Exit(handOff(os.Getenv, os.Stdout, os.Stderr))
+	}
 	cfg, code, done := configure(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	if done {
 		os.Exit(code)

@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -86,5 +89,33 @@ func TestConfigureHelpInProcess(t *testing.T) {
 	_, code, done := configure([]string{"-h"}, func(string) string { return "" }, &o, &e)
 	if !done || code != 0 || e.Len() != 0 || !strings.Contains(o.String(), kvserver.Description) {
 		t.Errorf("configure(-h) = code %d done %v, stdout %q, stderr %q", code, done, o.String(), e.String())
+	}
+}
+
+// raft-kv hand-off calls POST /admin/hand-off on the admin address of the
+// environment, with the token, on loopback when the node listens on every
+// address; a refusal exits 1 with the server's answer.
+func TestHandOff(t *testing.T) {
+	var gotAuth, gotPath string
+	status := 200
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotAuth, gotPath = r.Header.Get("Authorization"), r.Method+" "+r.URL.Path
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(`{"to":"kv-1"}`))
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "http://"))
+	env := map[string]string{"RAFT_KV_ADMIN_ADDR": ":" + port, "RAFT_KV_ADMIN_TOKEN": "s3cret", "RAFT_KV_ELECTION_TIMEOUT_MS": "300"}
+	var out, errb bytes.Buffer
+	if code := handOff(func(k string) string { return env[k] }, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if gotAuth != "Bearer s3cret" || gotPath != "POST /admin/hand-off" || !strings.Contains(out.String(), `"to":"kv-1"`) {
+		t.Fatalf("auth %q path %q out %q", gotAuth, gotPath, out.String())
+	}
+	status = 409
+	out.Reset()
+	if code := handOff(func(k string) string { return env[k] }, &out, &errb); code != 1 || !strings.Contains(errb.String(), "HTTP 409") {
+		t.Fatalf("refused hand-off: exit %d, stderr %q", code, errb.String())
 	}
 }

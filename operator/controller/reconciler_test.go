@@ -52,6 +52,9 @@ func TestCreatesTheClusterAndReachesReady(t *testing.T) {
 	if want := "demo-0=demo-0.demo-peers.default.svc.cluster.local:7000,demo-1=demo-1.demo-peers.default.svc.cluster.local:7000,demo-2=demo-2.demo-peers.default.svc.cluster.local:7000"; env["RAFT_KV_PEERS"] != want {
 		t.Errorf("RAFT_KV_PEERS = %q, want %q", env["RAFT_KV_PEERS"], want)
 	}
+	if ps := sts.Spec.Template.Spec.Containers[0].Lifecycle.PreStop; ps == nil || ps.Exec == nil || strings.Join(ps.Exec.Command, " ") != "/raft-kv hand-off" {
+		t.Errorf("preStop %+v, want /raft-kv hand-off", ps)
+	}
 	if env["RAFT_KV_JOIN_UNLESS_PEER"] != "true" || env["RAFT_KV_ADMIN_TOKEN"] != "secret:admin-token" || env["RAFT_KV_MODE"] != "safe" {
 		t.Errorf("env %v", env)
 	}

@@ -190,6 +190,11 @@ func desiredStatefulSet(rc *raftv1.RaftCluster, founders []string, replicas int3
 							{Name: "peer", ContainerPort: PeerPort}, {Name: "client", ContainerPort: ClientPort},
 							{Name: "admin", ContainerPort: AdminPort},
 						},
+						// Hand leadership away while the pod still serves,
+						// before SIGTERM (raft-kv also transfers on SIGTERM,
+						// which covers a hook that failed).
+						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
+							Exec: &corev1.ExecAction{Command: []string{"/raft-kv", "hand-off"}}}},
 						ReadinessProbe: probe("/readyz"),
 						LivenessProbe:  &corev1.Probe{ProbeHandler: probe("/healthz").ProbeHandler, PeriodSeconds: 5, FailureThreshold: 6, TimeoutSeconds: 3},
 						VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
