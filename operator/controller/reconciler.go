@@ -15,6 +15,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -270,6 +271,12 @@ func (p *pass) run(ctx context.Context) (ctrl.Result, error) {
 			if err := p.resize(ctx, need); err != nil {
 				return p.failed("ResizeStatefulSet", err)
 			}
+		}
+		// A new image or timing rolls the members one at a time (the
+		// StatefulSet's rolling update waits for each to be ready again,
+		// the PDB keeps a quorum), and only between membership changes.
+		if err := p.rollTemplate(ctx, founders); err != nil {
+			return p.failed("UpdateStatefulSet", err)
 		}
 		p.settle(obs)
 		return ctrl.Result{RequeueAfter: idleResync}, nil
@@ -620,4 +627,22 @@ func (p *pass) ensurePDB(ctx context.Context, voters int) error {
 	patch := client.MergeFrom(pdb.DeepCopy())
 	pdb.Spec.MinAvailable = want.Spec.MinAvailable
 	return p.r.Client.Patch(ctx, &pdb, patch)
+}
+
+// rollTemplate updates the StatefulSet's pod template when the spec asks
+// for another one (image, pull policy, timings, snapshot settings). The
+// founders stay those of the annotation: they are fixed at creation.
+func (p *pass) rollTemplate(ctx context.Context, founders []string) error {
+	want := desiredStatefulSet(p.rc, founders, *p.sts.Spec.Replicas, p.r.domain())
+	if equality.Semantic.DeepDerivative(want.Spec.Template, p.sts.Spec.Template) {
+		return nil
+	}
+	patch := client.MergeFrom(p.sts.DeepCopy())
+	p.sts.Spec.Template = want.Spec.Template
+	if err := p.r.Client.Patch(ctx, p.sts, patch); err != nil {
+		return err
+	}
+	p.changed = true
+	p.event(corev1.EventTypeNormal, "RollingUpdate", "Update", "StatefulSet %s: new pod template (image %s); members restart one at a time", p.sts.Name, p.rc.Spec.Image)
+	return nil
 }

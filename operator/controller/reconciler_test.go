@@ -336,3 +336,42 @@ func TestReasonOfAndPolicyOf(t *testing.T) {
 		}
 	}
 }
+
+// A new image rolls the StatefulSet's template once the membership is as
+// desired (and not during a change); the founders stay.
+func TestNewImageRollsTheTemplate(t *testing.T) {
+	h := newHarness(t, testCluster(3, v1.Safe), nil)
+	h.runUntil(50, ready(3), nil)
+	h.update(func(rc *v1.RaftCluster) { rc.Spec.Image = "localhost/raft-kv:v2" })
+	h.runUntil(20, func(*v1.RaftCluster) bool {
+		var sts appsv1.StatefulSet
+		_ = h.c.Get(h.ctx, h.key, &sts)
+		return sts.Spec.Template.Spec.Containers[0].Image == "localhost/raft-kv:v2"
+	}, nil)
+	var sts appsv1.StatefulSet
+	if err := h.c.Get(h.ctx, h.key, &sts); err != nil {
+		t.Fatal(err)
+	}
+	if sts.Annotations[FoundersAnnotation] != "demo-0,demo-1,demo-2" {
+		t.Fatalf("founders %q", sts.Annotations[FoundersAnnotation])
+	}
+	rolls := 0
+	for _, e := range h.events {
+		if strings.Contains(e, "RollingUpdate") {
+			rolls++
+		}
+	}
+	for range 20 {
+		if _, err := h.pass(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range h.events {
+		if strings.Contains(e, "RollingUpdate") {
+			rolls--
+		}
+	}
+	if rolls != 0 {
+		t.Fatalf("the template was rolled again with nothing new; events:\n%s", strings.Join(h.events, "\n"))
+	}
+}
