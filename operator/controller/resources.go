@@ -144,8 +144,10 @@ func desiredStatefulSet(rc *raftv1.RaftCluster, founders []string, replicas int3
 		env = append(env, corev1.EnvVar{Name: "RAFT_KV_SNAPSHOT_INTERVAL", Value: rc.Spec.SnapshotInterval.Duration.String()})
 	}
 	probe := func(path string) *corev1.Probe {
-		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(ClientPort)}},
-			PeriodSeconds: 2, FailureThreshold: 3, TimeoutSeconds: 2}
+		// Every field set, as the API server defaults it, so that the
+		// template compares equal to the stored one (rollTemplate).
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(ClientPort), Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds: 2, FailureThreshold: 3, TimeoutSeconds: 2, SuccessThreshold: 1}
 	}
 	size := rc.Spec.StorageSize
 	if size.IsZero() {
@@ -196,7 +198,7 @@ func desiredStatefulSet(rc *raftv1.RaftCluster, founders []string, replicas int3
 						Lifecycle: &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
 							Exec: &corev1.ExecAction{Command: []string{"/raft-kv", "hand-off"}}}},
 						ReadinessProbe: probe("/readyz"),
-						LivenessProbe:  &corev1.Probe{ProbeHandler: probe("/healthz").ProbeHandler, PeriodSeconds: 5, FailureThreshold: 6, TimeoutSeconds: 3},
+						LivenessProbe:  &corev1.Probe{ProbeHandler: probe("/healthz").ProbeHandler, PeriodSeconds: 5, FailureThreshold: 6, TimeoutSeconds: 3, SuccessThreshold: 1},
 						VolumeMounts:   []corev1.VolumeMount{{Name: "data", MountPath: "/data"}},
 						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptrTo(false), ReadOnlyRootFilesystem: ptrTo(true),
 							Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
