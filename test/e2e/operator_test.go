@@ -10,8 +10,9 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
@@ -23,13 +24,18 @@ import (
 // scale raftcluster NAME --replicas N` does.
 func scale(ctx context.Context, t *testing.T, c client.Client, rc *v1.RaftCluster, n int32) {
 	t.Helper()
-	sc := &autoscalingv1.Scale{}
-	if err := c.SubResource("scale").Get(ctx, rc, sc); err != nil {
-		t.Fatalf("get scale: %v", err)
-	}
-	sc.Spec.Replicas = n
-	if err := c.SubResource("scale").Update(ctx, rc, client.WithSubResourceBody(sc)); err != nil {
-		t.Fatalf("update scale to %d: %v", n, err)
+	// The operator writes the status all the time: a conflict is read
+	// again and retried, as kubectl scale does.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc := &autoscalingv1.Scale{}
+		if err := c.SubResource("scale").Get(ctx, rc, sc); err != nil {
+			return err
+		}
+		sc.Spec.Replicas = n
+		return c.SubResource("scale").Update(ctx, rc, client.WithSubResourceBody(sc))
+	})
+	if err != nil {
+		t.Fatalf("scale to %d: %v", n, err)
 	}
 }
 
