@@ -427,6 +427,17 @@ func (p *peer) write(conn net.Conn, fw *frameWriter) error {
 	if err := p.handshake(conn, fw); err != nil {
 		return err
 	}
+	// After the handshake the peer sends nothing on this connection, so a
+	// read returns only when it is gone: its FIN (a process that stopped,
+	// a pod deleted) or a reset. Close the connection then, so that the
+	// next write fails and the peer is redialed at once: its address may
+	// now resolve elsewhere (a pod that came back with a new IP). Without
+	// this, writes went on into the send buffer of a connection whose far
+	// end had left, until the kernel gave up retransmitting (about 100 s).
+	go func() {
+		_, _ = io.Copy(io.Discard, conn)
+		_ = conn.Close()
+	}()
 	var next *raftcore.Message // a snapshot taken from the queue, not yet written
 	for {
 		var m raftcore.Message
