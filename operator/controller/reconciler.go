@@ -75,6 +75,7 @@ type Reconciler struct {
 // +kubebuilder:rbac:groups=storage.sys,resources=raftclusters,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=storage.sys,resources=raftclusters/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=storage.sys,resources=raftclusters/scale,verbs=get;update;patch
+// +kubebuilder:rbac:groups=storage.sys,resources=raftclusters/finalizers,verbs=update
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=services;secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch

@@ -12,17 +12,28 @@
 package v1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
 	// GroupVersion is the group and version of the RaftCluster API.
 	GroupVersion = schema.GroupVersion{Group: "storage.sys", Version: "v1"}
 
-	// SchemeBuilder registers the API's types.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// SchemeBuilder registers the API's types. It is apimachinery's, not
+	// controller-runtime's (deprecated there: an API package should depend
+	// on little more than apimachinery).
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds the API's types to a scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+// addKnownTypes registers RaftCluster and RaftClusterList, and the meta
+// types (ListOptions, ...) of the group version.
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &RaftCluster{}, &RaftClusterList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

@@ -133,7 +133,7 @@ type RaftClusterSpec struct {
 	// snapshots), fixed at creation. Sizes are compared by value: "1Gi" and
 	// "1024Mi" are the same.
 	// +kubebuilder:default="1Gi"
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).sign() == 1",message="storageSize must be more than zero"
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="storageSize must be more than zero"
 	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).compareTo(quantity(string(oldSelf))) == 0",message="storageSize cannot change: every member's volume was created with it and a StatefulSet's volume claims are immutable; create a new RaftCluster for another size"
 	// +optional
 	StorageSize resource.Quantity `json:"storageSize,omitzero"`
@@ -330,8 +330,4 @@ type RaftClusterList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []RaftCluster `json:"items"`
-}
-
-func init() {
-	SchemeBuilder.Register(&RaftCluster{}, &RaftClusterList{})
 }
