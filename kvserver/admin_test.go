@@ -7,12 +7,15 @@ package kvserver
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/raftlab/raftlab/reconfig"
 )
 
 // adminURL is the base URL of a node's admin plane.
@@ -353,5 +356,36 @@ func TestAdminHandOff(t *testing.T) {
 	}
 	if tc.servers[lead].n.stats.isLeader.Load() {
 		t.Fatalf("%s still leads after its hand-off answered", lead)
+	}
+}
+
+// /readyz is 503 on a node outside its configuration (a joiner not added
+// yet, a removed member): a Kubernetes Service must not send it clients and
+// a PDB must not count it. A member is ready.
+func TestReadyzOnlyForMembers(t *testing.T) {
+	tc := newTestCluster(t, 1, nil)
+	lead := tc.leader()
+	get := func(base string) (int, string) {
+		resp, err := http.Get(base + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://" + tc.servers[lead].ClientAddr()); code != 200 {
+		t.Fatalf("member %s: /readyz %d %s", lead, code, body)
+	}
+	addrs := freeAddrs(t, 3)
+	j, err := Start(Config{ID: "kv-9", Join: true, PeerAddr: addrs[0], ClientAddr: addrs[1], AdminAddr: addrs[2], DataDir: t.TempDir(),
+		ElectionTimeout: 200 * time.Millisecond, Heartbeat: 20 * time.Millisecond, Mode: reconfig.Safe, RequestTimeout: time.Second,
+		MaxKeyBytes: 16, MaxValueBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.shutdown()
+	if code, body := get("http://" + j.ClientAddr()); code != 503 || !strings.Contains(body, "not a member") {
+		t.Fatalf("joiner not added: /readyz %d %q, want 503 not a member", code, body)
 	}
 }

@@ -163,8 +163,9 @@
 // appended in one turn and committed in a later one is reported entering,
 // then committed.
 //
-// /metrics (Prometheus), /healthz and /readyz (ready: a leader is known and
-// this node applied up to the commit index it learned from it) are on both
+// /metrics (Prometheus), /healthz and /readyz (ready: this node is a voter
+// or learner of its configuration, a leader is known, and it applied up to
+// the commit index it learned from it) are on both
 // ports, without the token.
 //
 // # Peer transport

@@ -198,6 +198,11 @@ func (s *Server) mountHealth(mux *http.ServeMux) {
 		lead := *s.n.stats.lead.Load()
 		commit, applied := s.n.stats.commit.Load(), s.n.stats.applied.Load()
 		switch {
+		case !s.n.stats.member.Load():
+			// Removed, retired, or not added yet: it serves no client (a
+			// forwarded write would never be applied here), and a
+			// Kubernetes Service or PDB must not count it.
+			http.Error(w, "not ready: not a member of the configuration (removed, or not added yet)", http.StatusServiceUnavailable)
 		case lead == "":
 			http.Error(w, "not ready: no known leader", http.StatusServiceUnavailable)
 		case applied < commit:

@@ -170,10 +170,12 @@ type loopStats struct {
 	term, commit, applied, lastIndex atomic.Uint64
 	lead                             atomic.Pointer[string]
 	isLeader                         atomic.Bool
-	leaderChanges, proposals         atomic.Uint64
-	proposalsFailed                  atomic.Uint64
-	snapshots, snapshotBytes         atomic.Uint64
-	readyLoops                       atomic.Uint64
+	// member: this node is a voter or learner of its configuration.
+	member                   atomic.Bool
+	leaderChanges, proposals atomic.Uint64
+	proposalsFailed          atomic.Uint64
+	snapshots, snapshotBytes atomic.Uint64
+	readyLoops               atomic.Uint64
 }
 
 // node owns the RawNode, the storage and the state machine, and runs the
@@ -567,6 +569,7 @@ func (n *node) handleReady() error {
 	}
 	bs := n.rn.BasicStatus()
 	n.noteState(bs)
+	n.stats.member.Store(bs.Config.IsMember(n.cfg.ID))
 	n.stats.term.Store(bs.Term)
 	n.stats.commit.Store(bs.Commit)
 	n.stats.applied.Store(n.sm.Applied())

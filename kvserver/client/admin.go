@@ -149,6 +149,17 @@ func (a *Admin) Observe(ctx context.Context) (reconfig.Observation, error) {
 	if answered == 0 {
 		return obs, fmt.Errorf("client: no node answered status: %v", answers[0].err)
 	}
+	if best != nil {
+		// A member in a higher term than the leader's means the leader is
+		// deposed (or being deposed) and does not know it yet: its answer
+		// is stale, and a step sent to it would be truncated later.
+		for i := range answers {
+			if answers[i].err == nil && answers[i].st.Term > best.Term {
+				best = nil
+				break
+			}
+		}
+	}
 	if best == nil {
 		a.setLeader("")
 		return obs, nil // no leader: reconfig waits

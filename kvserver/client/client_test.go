@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -300,5 +301,28 @@ func TestLeaderChangesMergesTheMembersRecords(t *testing.T) {
 	}
 	if got := LeaderChanges(nil); got == nil || len(got) != 0 {
 		t.Fatalf("no history: %v, want an empty, non-nil record (raft-kv keeps one)", got)
+	}
+}
+
+// Observe refuses a leader that a member in a higher term has left behind:
+// its answer is stale (a deposed leader that does not know it yet).
+func TestObserveIgnoresADeposedLeader(t *testing.T) {
+	serve := func(st kvserver.StatusJSON) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = json.NewEncoder(w).Encode(st)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	old := serve(kvserver.StatusJSON{ID: "kv-0", State: "leader", Term: 3, Leader: "kv-0"})
+	cand := serve(kvserver.StatusJSON{ID: "kv-1", State: "candidate", Term: 4})
+	a := &Admin{Nodes: map[string]string{"kv-0": old.URL, "kv-1": cand.URL}}
+	obs, err := a.Observe(context.Background())
+	if err != nil || obs.Leader != "" {
+		t.Fatalf("Observe = leader %q, %v; want no leader (kv-1 is in term 4)", obs.Leader, err)
+	}
+	a.Nodes = map[string]string{"kv-0": old.URL}
+	if obs, err := a.Observe(context.Background()); err != nil || obs.Leader != "kv-0" {
+		t.Fatalf("alone: leader %q, %v", obs.Leader, err)
 	}
 }

@@ -67,8 +67,20 @@ type Reconciler struct {
 	// succeeded (tests crash the operator there).
 	AfterStep func(reconfig.Step)
 
-	mu       sync.Mutex
-	trackers map[types.NamespacedName]*reconfig.Tracker
+	mu     sync.Mutex
+	memory map[types.NamespacedName]*memory
+}
+
+// memory is what a reconciler keeps of a cluster between passes. None of it
+// is needed for safety (a new process starts from the members' committed
+// configuration): it makes promotion wait for a stable sample, keeps the
+// backoff of a failing step whatever event wakes a pass, and keeps the
+// highest committed configuration index seen even when a stale status was
+// written.
+type memory struct {
+	tracker reconfig.Tracker
+	retryAt time.Time
+	seen    uint64
 }
 
 // The RBAC the reconciler needs (config/rbac/role.yaml is generated from it).
@@ -103,23 +115,25 @@ func (r *Reconciler) clock() reconfig.Clock {
 	return r.Clock
 }
 
-func (r *Reconciler) tracker(key types.NamespacedName) *reconfig.Tracker {
+// memoryOf is the memory of a cluster. Passes of one cluster never run at
+// once (controller-runtime's queue), so the caller may use it unlocked.
+func (r *Reconciler) memoryOf(key types.NamespacedName) *memory {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.trackers == nil {
-		r.trackers = map[types.NamespacedName]*reconfig.Tracker{}
+	if r.memory == nil {
+		r.memory = map[types.NamespacedName]*memory{}
 	}
-	t := r.trackers[key]
-	if t == nil {
-		t = &reconfig.Tracker{}
-		r.trackers[key] = t
+	m := r.memory[key]
+	if m == nil {
+		m = &memory{}
+		r.memory[key] = m
 	}
-	return t
+	return m
 }
 
 func (r *Reconciler) forget(key types.NamespacedName) {
 	r.mu.Lock()
-	delete(r.trackers, key)
+	delete(r.memory, key)
 	r.mu.Unlock()
 }
 
@@ -139,12 +153,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if !rc.DeletionTimestamp.IsZero() {
 		return ctrl.Result{}, nil // the owned objects go with it; the volumes stay
 	}
-	pass := &pass{r: r, rc: &rc, orig: rc.Status.DeepCopy(), now: r.clock().Now(), policy: PolicyOf(rc.Spec)}
+	pass := &pass{r: r, rc: &rc, base: rc.DeepCopy(), orig: rc.Status.DeepCopy(), now: r.clock().Now(), policy: PolicyOf(rc.Spec),
+		mem: r.memoryOf(req.NamespacedName)}
 	res, err := pass.run(ctx)
 	if serr := pass.writeStatus(ctx); serr != nil {
-		if apierrors.IsConflict(serr) {
-			return ctrl.Result{RequeueAfter: 100 * time.Millisecond}, nil
-		}
 		return ctrl.Result{}, errors.Join(err, serr)
 	}
 	return res, err
@@ -152,8 +164,13 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // pass is one reconcile of one RaftCluster.
 type pass struct {
-	r      *Reconciler
-	rc     *v1.RaftCluster
+	r  *Reconciler
+	rc *v1.RaftCluster
+	// base is the object as last read or written: the status is written
+	// as a merge patch against it, which a concurrent spec change (kubectl
+	// scale) does not make fail, so what a step recorded is never dropped.
+	base   *v1.RaftCluster
+	mem    *memory
 	orig   *v1.RaftClusterStatus
 	now    time.Time
 	policy reconfig.Policy
@@ -170,7 +187,11 @@ func (p *pass) writeStatus(ctx context.Context) error {
 	if !p.changed && equalStatus(p.orig, st) {
 		return nil
 	}
-	return p.r.Client.Status().Update(ctx, p.rc)
+	if err := p.r.Client.Status().Patch(ctx, p.rc, client.MergeFrom(p.base)); err != nil {
+		return err
+	}
+	p.base = p.rc.DeepCopy()
+	return nil
 }
 
 func equalStatus(a, b *v1.RaftClusterStatus) bool {
@@ -232,6 +253,9 @@ func (p *pass) run(ctx context.Context) (ctrl.Result, error) {
 		return p.noLeader("no member pod is running yet", podReady)
 	}
 	obs, err := admin.Observe(ctx)
+	// Decisions are judged at the time after the observation (its age
+	// counts against Policy.MaxObservationAge).
+	p.now = p.r.clock().Now()
 	if err != nil {
 		return p.noLeader("observe: "+err.Error(), podReady)
 	}
@@ -255,16 +279,20 @@ func (p *pass) run(ctx context.Context) (ctrl.Result, error) {
 	}
 
 	in := reconfig.Input{Obs: obs, Desired: desired, Mode: reconfig.Mode(rc.Spec.SafetyMode), Policy: p.policy, Now: p.now,
-		LeaderChanges: obs.LeaderChanges, CaughtUpSince: p.r.tracker(types.NamespacedName{Namespace: rc.Namespace, Name: rc.Name}).Observe(obs, p.policy)}
+		LeaderChanges: obs.LeaderChanges, CaughtUpSince: p.mem.tracker.Observe(obs, p.policy), SeenConfigIndex: p.mem.seen}
 	if t := rc.Status.LastReconfigAt; t != nil {
 		in.LastChangeEnded = t.Time
 	}
 	if p.orig.ConfigCommitted {
 		// The committed configuration index never goes back: what an
-		// earlier pass saw committed bounds what a stale leader can say.
-		in.SeenConfigIndex = uint64(p.orig.ConfigIndex)
+		// earlier pass (or process) saw committed bounds what a stale
+		// leader can say.
+		in.SeenConfigIndex = max(in.SeenConfigIndex, uint64(p.orig.ConfigIndex))
 	}
 	dec := reconfig.Decide(in)
+	if dec.Invariant != reconfig.ConfigIndexIncreases {
+		p.mem.seen = max(in.SeenConfigIndex, obs.CommittedConfigIndex())
+	}
 	switch dec.Kind {
 	case reconfig.Done:
 		rc.Status.CurrentStep, rc.Status.StepReason, rc.Status.Waived = "", dec.Why, nil
@@ -306,6 +334,9 @@ func (p *pass) run(ctx context.Context) (ctrl.Result, error) {
 		p.progressing(wait, "WaitingForPod")
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
+	if p.now.Before(p.mem.retryAt) {
+		return ctrl.Result{RequeueAfter: p.mem.retryAt.Sub(p.now)}, nil // backing off after a failed step
+	}
 	rc.Status.CurrentStep, rc.Status.StepReason = step.String(), dec.Why
 	rc.Status.Waived = invariantNames(dec.Waived)
 	p.progressing(dec, string(step.Op))
@@ -317,11 +348,17 @@ func (p *pass) run(ctx context.Context) (ctrl.Result, error) {
 		return ctrl.Result{}, err
 	}
 	p.orig = rc.Status.DeepCopy()
+	if age := p.r.clock().Now().Sub(obs.At); p.policy.MaxObservationAge > 0 && age > p.policy.MaxObservationAge {
+		// Writing the status took long: the judgement (caught up, leader)
+		// is too old to act on. Observe again.
+		return ctrl.Result{RequeueAfter: 10 * time.Millisecond}, nil
+	}
 	err = reconfig.Do(ctx, admin, step)
 	now := p.r.clock().Now()
 	switch {
 	case err == nil:
 		rc.Status.Failures = 0
+		p.mem.retryAt = time.Time{}
 		// What the step made of the configuration, until the next pass
 		// observes it: the joint entry (or the leave entry) is appended.
 		switch step.Op {
@@ -348,13 +385,16 @@ func (p *pass) run(ctx context.Context) (ctrl.Result, error) {
 	case errors.Is(err, reconfig.ErrPending):
 		p.progressing(reconfig.Decision{Kind: reconfig.Wait, Why: step.String() + ": not yet"}, string(step.Op))
 		return ctrl.Result{RequeueAfter: p.policy.Retry}, nil
-	case errors.Is(err, reconfig.ErrUnknownOutcome), errors.Is(err, reconfig.ErrConfigMoved), errors.Is(err, reconfig.ErrNoLeader):
+	case errors.Is(err, reconfig.ErrConfigMoved):
 		// Never repeat blindly: observe first; the step's expected
 		// configuration index guards a repeat.
 		p.event(corev1.EventTypeWarning, "StepFailed", "Reconfigure", "%s: %v (observing again before anything else)", step, err)
 		return ctrl.Result{RequeueAfter: p.policy.Retry}, nil
 	default:
+		// A refusal, an unknown outcome (a timeout: the target may be
+		// dead) or a lost leader: back off, and observe first next time.
 		rc.Status.Failures++
+		p.mem.retryAt = now.Add(p.backoff())
 		p.event(corev1.EventTypeWarning, "StepFailed", "Reconfigure", "%s: %v (retry #%d after a backoff)", step, err, rc.Status.Failures)
 		p.degraded("StepFailed", fmt.Sprintf("%s: %v", step, err))
 		setCondition(&rc.Status, v1.ConditionProgressing, true, "StepFailed", fmt.Sprintf("%s: %v", step, err), rc.Generation, now)

@@ -85,13 +85,13 @@ func TestCreatesTheClusterAndReachesReady(t *testing.T) {
 func TestScaleOutGoesThroughLearnersAndJointConsensus(t *testing.T) {
 	// Every status write, as a watcher would see it.
 	var joints []string
-	funcs := &interceptor.Funcs{SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+	funcs := &interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 		if rc, ok := obj.(*v1.RaftCluster); ok && sub == "status" {
 			if js := rc.Status.JointState; js != "" && (len(joints) == 0 || joints[len(joints)-1] != js) {
 				joints = append(joints, js)
 			}
 		}
-		return c.SubResource(sub).Update(ctx, obj, opts...)
+		return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
 	}}
 	h := newHarness(t, testCluster(3, v1.Safe), funcs)
 	h.runUntil(50, ready(3), nil)
