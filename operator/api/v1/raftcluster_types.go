@@ -314,6 +314,7 @@ type RaftClusterStatus struct {
 // +kubebuilder:printcolumn:name="Joint",type=string,JSONPath=`.status.jointState`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.safetyMode`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.retiredMembers) || self.spec.retiredMembers.all(m, m.startsWith(self.metadata.name + '-') && m.substring(size(self.metadata.name) + 1).matches('^(0|[1-9][0-9]*)$'))",message="spec.retiredMembers: each entry must be a member id of this cluster, <name>-<ordinal> (for demo: demo-2); an entry cannot be removed once set, so check it before applying",fieldPath=".spec.retiredMembers"
 type RaftCluster struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

@@ -168,6 +168,10 @@ func TestCreateRefused(t *testing.T) {
 			// raw "3 seconds" case below); a negative one is refused too.
 			rc.Spec.Reconfig.Stabilization = &metav1.Duration{Duration: -1e9}
 		}, []string{"spec.reconfig.stabilization", "must be a duration"}},
+		{"a retired member of another cluster", func(rc *raftv1.RaftCluster) { rc.Spec.RetiredMembers = []string{"other-1"} },
+			[]string{"spec.retiredMembers", "each entry must be a member id of this cluster"}},
+		{"a retired member with a padded ordinal", func(rc *raftv1.RaftCluster) { rc.Spec.RetiredMembers = []string{rc.Name + "-02"} },
+			[]string{"spec.retiredMembers", "each entry must be a member id of this cluster"}},
 		{"17 retired members", func(rc *raftv1.RaftCluster) {
 			for i := range 17 {
 				rc.Spec.RetiredMembers = append(rc.Spec.RetiredMembers, fmt.Sprintf("demo-%d", i))
