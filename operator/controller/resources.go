@@ -34,13 +34,17 @@ const (
 // operator's memory of who founded (the pods' RAFT_KV_PEERS says the same).
 const FoundersAnnotation = "storage.sys/founders"
 
+// ManagedBy is the app.kubernetes.io/managed-by label of every object the
+// operator makes (its informers watch only those).
+const ManagedBy = "raft-operator"
+
 // Labels of every object the operator makes for a cluster; the selector of
 // its pods.
 func Labels(rc *raftv1.RaftCluster) map[string]string {
 	return map[string]string{
 		"app.kubernetes.io/name":       "raft-kv",
 		"app.kubernetes.io/instance":   rc.Name,
-		"app.kubernetes.io/managed-by": "raft-operator",
+		"app.kubernetes.io/managed-by": ManagedBy,
 	}
 }
 
