@@ -77,17 +77,8 @@ func usage(w io.Writer) {
 // printed, or bad flags reported) with exit code code.
 func parse(args []string, stdout, stderr io.Writer) (o *options, code int, done bool) {
 	fs, o := newFlagSet()
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		usage(stdout)
-		return nil, 0, true
-	case err != nil:
-		fmt.Fprintf(stderr, "mkimage: %v (see mkimage --help)\n", err)
-		return nil, 2, true
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "mkimage: unexpected argument %q (all settings are flags; see mkimage --help)\n", fs.Arg(0))
-		return nil, 2, true
+	if code, done := cliusage.Parse(fs, args, "mkimage", "--help", usage, stdout, stderr); done {
+		return nil, code, true
 	}
 	var missing []string
 	for _, f := range []struct{ flag, v string }{{"--binary", o.binary}, {"--name", o.name}, {"--out", o.out}} {

@@ -9,7 +9,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -80,17 +79,8 @@ func usage(w io.Writer) {
 // printed, or bad flags reported) with exit code code.
 func parse(args []string, stdout, stderr io.Writer) (o *options, code int, done bool) {
 	fs, o := newFlagSet()
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		usage(stdout)
-		return nil, 0, true
-	case err != nil:
-		fmt.Fprintf(stderr, "raft-kv-load: %v (see raft-kv-load -h)\n", err)
-		return nil, 2, true
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "raft-kv-load: unexpected argument %q (all settings are flags; see raft-kv-load -h)\n", fs.Arg(0))
-		return nil, 2, true
+	if code, done := cliusage.Parse(fs, args, "raft-kv-load", "-h", usage, stdout, stderr); done {
+		return nil, code, true
 	}
 	return o, 0, false
 }

@@ -9,7 +9,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -76,17 +75,8 @@ func usage(w io.Writer) {
 
 func parse(args []string, stdout, stderr io.Writer) (o *options, code int, done bool) {
 	fs, o := newFlagSet()
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		usage(stdout)
-		return nil, 0, true
-	case err != nil:
-		fmt.Fprintf(stderr, "raft-operator: %v (see raft-operator -h)\n", err)
-		return nil, 2, true
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "raft-operator: unexpected argument %q (all settings are flags; see raft-operator -h)\n", fs.Arg(0))
-		return nil, 2, true
+	if code, done := cliusage.Parse(fs, args, "raft-operator", "-h", usage, stdout, stderr); done {
+		return nil, code, true
 	}
 	return o, 0, false
 }
